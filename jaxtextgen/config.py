@@ -1,0 +1,93 @@
+"""The base config every experiment in configs/ starts from.
+
+`base_config()` returns a *locked* ConfigDict: a typo in a config file or on
+the command line (`--config.modle.hidden_size=...`) is an error, not a new
+field that silently does nothing. Experiment files change values only.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.algorithm = 'lm'             # a module in jaxtextgen/steps (see steps.ALGORITHMS)
+  c.seed = 0                     # one seed for init, data order, dropout and sampling
+  c.batch_size = 64              # GLOBAL batch; must divide by the number of devices
+  c.num_epochs = 1.0             # training length in passes over the train split ...
+  c.num_train_steps = -1         # ... unless this is > 0
+  c.log_every = 100              # steps between train-metric rows and progress lines
+  c.eval_every = 0               # steps between evaluations (0: only at the end)
+  c.checkpoint_every = 1000      # steps between checkpoints (also at the end and on SIGTERM)
+  c.keep_checkpoints = 2         # how many checkpoints to keep
+  c.eval_batch_size = 256        # GLOBAL eval batch; must divide by the number of devices
+
+  c.data = d = ml_collections.ConfigDict()
+  d.corpus = 'oracle'            # 'oracle' or a corpus of jaxtextgen.data.corpora.CORPORA
+  d.corpus_dir = ''              # directory holding the corpus files (not for 'oracle')
+  d.download = False             # download the corpus if corpus_dir lacks it (PTB, COCO)
+  d.cache_dir = ''               # prepared TFDS data ('' = ~/.cache/jaxtextgen/tfds)
+  d.train_split = 'train'        # TFDS split string, slicing allowed ('train[:9000]')
+  d.eval_split = 'validation'    # '' for none
+  d.max_len = 20                 # target tokens per sentence, EOS included (longer: truncated)
+  d.min_count = 1                # vocabulary: words seen at least this often in train
+  d.max_vocab = 0                # vocabulary: at most this many entries (0: no limit)
+  d.oracle_path = ''             # SeqGAN oracle weights (.npz); '' = random N(0,1) oracle
+  d.oracle_seed = 0              # seed of the random oracle and of its generated corpora
+  d.oracle_vocab_size = 5000     # random oracle vocabulary
+  d.oracle_num_train = 10_000    # oracle samples forming the training set (SeqGAN: 10k)
+  d.oracle_num_eval = 1_000      # held-out oracle samples for eval NLL
+
+  c.model = m = ml_collections.ConfigDict()
+  m.emb_dim = 256                # token embedding size
+  m.hidden_size = 256            # LSTM state size
+  m.num_layers = 1               # stacked LSTM layers
+  m.dropout = 0.0                # embedding / between-layer / output dropout
+  m.dtype = 'float32'            # compute dtype: 'float32' or 'bfloat16' (params stay f32)
+
+  c.optimizer = o = ml_collections.ConfigDict()
+  o.name = 'adam'                # 'adam' (AdamW), 'rmsprop', 'sgd'
+  o.learning_rate = 1e-3         # peak learning rate
+  o.schedule = 'constant'        # 'constant', 'cosine' (warmup + cosine), 'linear' decay
+  o.warmup_steps = 0             # for 'cosine'
+  o.b1 = 0.9                     # Adam beta1
+  o.b2 = 0.999                   # Adam beta2
+  o.weight_decay = 0.0           # decoupled weight decay
+  o.grad_clip = 5.0              # global-norm gradient clipping (0: off)
+
+  c.eval = e = ml_collections.ConfigDict()
+  e.num_samples = 0              # samples drawn at eval (NLL-oracle uses 9,984 as SeqGAN)
+  e.max_batches = 0              # eval on at most this many batches (0: whole split)
+
+  c.sample = s = ml_collections.ConfigDict()
+  s.num = 10                     # sentences printed by --mode=sample
+  s.temperature = 1.0            # softmax temperature
+  s.top_k = 0                    # sample among the k most likely tokens (0: all)
+  s.greedy = False               # argmax decoding
+
+  # Filled in at start-up from the data (vocabulary size, special ids); not for users.
+  c.vocab = ml_collections.ConfigDict(
+      dict(size=-1, bos_id=-1, eos_id=-1, pad_id=0, mask_id=-1, unk_id=-1))
+  c.lock()
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config to a run of seconds (the `:smoke` preset)."""
+  c.batch_size = 8
+  c.eval_batch_size = 16
+  c.num_train_steps = 6
+  c.log_every = 2
+  c.eval_every = 4
+  c.checkpoint_every = 3
+  c.model.emb_dim = 16
+  c.model.hidden_size = 16
+  c.eval.max_batches = 2
+  c.eval.num_samples = min(c.eval.num_samples, 32)
+  c.sample.num = 3
+  c.data.oracle_vocab_size = 50
+  c.data.oracle_num_train = 64
+  c.data.oracle_num_eval = 32
+  c.data.oracle_path = ''
+  return c

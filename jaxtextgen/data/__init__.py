@@ -1,0 +1,1 @@
+"""Data: vocabulary, corpora (TFDS array_record builders), grain pipeline, SeqGAN oracle."""

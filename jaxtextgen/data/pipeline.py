@@ -1,0 +1,183 @@
+"""From a config to batches: corpus or oracle -> vocabulary -> token arrays -> grain.
+
+Every split is tokenised once into fixed-size numpy arrays (the corpora of this
+field are at most a few hundred MB of text); grain then only shuffles, shards
+and batches example *indices*, so a batch is a cheap gather and the order is a
+pure function of (seed, step): resuming at step s is `dataset[s:]`.
+
+A batch is a dict of numpy arrays:
+  tokens  int32   [batch, max_len]  target tokens, EOS included, PAD after it
+  mask    float32 [batch, max_len]  1 on real tokens (EOS included)
+  label   int32   [batch]           class label, -1 when the corpus has none
+  weight  float32 [batch]           1 for real examples, 0 for eval padding rows
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Iterator
+
+import grain
+import numpy as np
+
+from jaxtextgen.data.vocab import Vocab
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizedSplit:
+  """A split as arrays: tokens/mask [num, max_len], labels [num]."""
+  tokens: np.ndarray
+  mask: np.ndarray
+  labels: np.ndarray
+  num_truncated: int = 0
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+  def gather(self, idx: np.ndarray, weight: np.ndarray | None = None) -> Batch:
+    w = np.ones(len(idx), np.float32) if weight is None else weight
+    return {'tokens': self.tokens[idx], 'mask': self.mask[idx] * w[:, None],
+            'label': self.labels[idx], 'weight': w}
+
+
+def tokenize(texts: list[str], labels: np.ndarray | None, vocab: Vocab, max_len: int,
+             *, name: str = 'split') -> TokenizedSplit:
+  """Encodes sentences as [num, max_len] targets ending in EOS.
+
+  A sentence with more than max_len - 1 words keeps its first max_len - 1 and
+  its EOS; how many were cut is returned (and logged) so nobody trains on a
+  silently different corpus. Without EOS (oracle) rows are exactly max_len.
+  """
+  has_eos = vocab.eos_id >= 0
+  room = max_len - 1 if has_eos else max_len
+  tokens = np.full((len(texts), max_len), max(vocab.pad_id, 0), np.int32)
+  mask = np.zeros((len(texts), max_len), np.float32)
+  truncated = 0
+  for i, text in enumerate(texts):
+    ids = vocab.encode(text)
+    if len(ids) > room:
+      truncated += 1
+      ids = ids[:room]
+    if has_eos:
+      ids = ids + [vocab.eos_id]
+    tokens[i, :len(ids)] = ids
+    mask[i, :len(ids)] = 1.0
+  if truncated:
+    logging.warning('%s: %d of %d sentences (%.2f%%) had more than %d words and were truncated; '
+                    'raise config.data.max_len to keep them whole.', name, truncated, len(texts),
+                    100 * truncated / len(texts), room)
+  labels = np.full(len(texts), -1, np.int32) if labels is None else np.asarray(labels, np.int32)
+  return TokenizedSplit(tokens, mask, labels, truncated)
+
+
+def train_dataset(split: TokenizedSplit, *, batch_size: int, seed: int,
+                  process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+  """Infinite, random-access dataset of this process's share of each global batch.
+
+  Item s is the batch of step s: examples are reshuffled every epoch (grain
+  derives a new permutation per repetition from `seed`), the stream is dealt
+  round-robin to processes, and each process batches batch_size // process_count.
+  """
+  if batch_size % process_count:
+    raise ValueError(f'config.batch_size={batch_size} does not divide across '
+                     f'{process_count} processes; use a multiple of {process_count}.')
+  local = batch_size // process_count
+  if len(split) < batch_size:
+    raise ValueError(f'the training split has {len(split)} examples, fewer than one batch '
+                     f'(config.batch_size={batch_size}); lower the batch size.')
+  ds = grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat(None)
+  ds = ds[process_index::process_count].batch(local, drop_remainder=True)
+  return ds.map(split.gather)
+
+
+def train_iterator(split: TokenizedSplit, *, start_step: int = 0, **kwargs) -> Iterator[Batch]:
+  """Batches from step `start_step` on, prefetched in a background thread."""
+  ds = train_dataset(split, **kwargs)[start_step:]
+  return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)))
+
+
+def eval_batches(split: TokenizedSplit, *, batch_size: int, process_index: int = 0,
+                 process_count: int = 1, limit: int | None = None) -> Iterator[Batch]:
+  """The whole split once, in order; the last batch is padded with weight-0 rows
+  so every batch has the same shape (one compilation) and nothing is dropped."""
+  num = len(split) if limit is None else min(limit, len(split))
+  local = batch_size // process_count
+  for start in range(0, num, batch_size):
+    idx = np.arange(start, start + batch_size)
+    weight = (idx < num).astype(np.float32)
+    idx = np.minimum(idx, num - 1)
+    sl = slice(process_index * local, (process_index + 1) * local)
+    yield split.gather(idx[sl], weight[sl])
+
+
+# ----------------------------------------------------------------------------------------
+# From config to data
+# ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Data:
+  """Everything the trainer needs from the data side."""
+  vocab: Vocab
+  train: TokenizedSplit
+  eval: TokenizedSplit | None
+  oracle_params: dict | None = None  # set for the synthetic oracle task
+
+  @property
+  def spec(self) -> dict:
+    """What models need to know about tokens (written into config.vocab)."""
+    return {'size': len(self.vocab), 'bos_id': self.vocab.bos_id, 'eos_id': self.vocab.eos_id,
+            'pad_id': max(self.vocab.pad_id, 0), 'mask_id': self.vocab.mask_id,
+            'unk_id': self.vocab.unk_id}
+
+
+def _oracle_data(cfg) -> Data:
+  from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
+  if cfg.oracle_path:
+    params = oracle.load_oracle_params(cfg.oracle_path)
+  else:
+    params = oracle.random_oracle_params(cfg.oracle_seed, vocab_size=cfg.oracle_vocab_size)
+  vocab_size = int(params['emb'].shape[0])
+  vocab = Vocab.identity(vocab_size)
+  def split(seed, num):
+    toks = oracle.generate_corpus(params, seed=seed, num=num, length=cfg.max_len)
+    return TokenizedSplit(toks.astype(np.int32), np.ones(toks.shape, np.float32),
+                          np.full(num, -1, np.int32))
+  train = split(cfg.oracle_seed + 1, cfg.oracle_num_train)
+  held_out = split(cfg.oracle_seed + 2, cfg.oracle_num_eval) if cfg.oracle_num_eval else None
+  return Data(vocab, train, held_out, params)
+
+
+def build_data(config, vocab_path: str | None = None) -> Data:
+  """Loads and tokenises the corpus named by config.data.
+
+  The vocabulary comes from `vocab_path` when that file exists (a resumed run
+  must keep its ids) and is otherwise built from the training split only and,
+  if `vocab_path` is given, saved there.
+  """
+  cfg = config.data
+  if cfg.corpus == 'oracle':
+    data = _oracle_data(cfg)
+  else:
+    from jaxtextgen.data import corpora  # pylint: disable=g-import-not-at-top
+    load = lambda split: corpora.load_split(cfg.corpus, cfg.corpus_dir, split,
+                                            cache_dir=cfg.cache_dir or None, download=cfg.download)
+    train_raw = load(cfg.train_split)
+    if vocab_path and os.path.exists(vocab_path):
+      vocab = Vocab.load(vocab_path)
+    else:
+      vocab = Vocab.build(train_raw.texts, min_count=cfg.min_count, max_size=cfg.max_vocab or None)
+    train = tokenize(train_raw.texts, train_raw.labels, vocab, cfg.max_len, name=cfg.train_split)
+    held_out = None
+    if cfg.eval_split:
+      eval_raw = load(cfg.eval_split)
+      # Eval never truncates: its metrics are on the full sentences.
+      eval_len = max(cfg.max_len, 1 + max(len(t.split()) for t in eval_raw.texts))
+      held_out = tokenize(eval_raw.texts, eval_raw.labels, vocab, eval_len, name=cfg.eval_split)
+    data = Data(vocab, train, held_out)
+  if vocab_path and not os.path.exists(vocab_path):
+    data.vocab.save(vocab_path)
+  return data

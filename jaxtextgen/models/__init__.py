@@ -1,0 +1,1 @@
+"""Flax modules: the shared LSTM decoder/encoder and the sampler."""

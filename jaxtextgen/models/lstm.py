@@ -1,0 +1,267 @@
+"""The one LSTM decoder (and encoder) that every algorithm of the library shares.
+
+Layout of the computation, chosen for speed (DESIGN.md, performance notes):
+the input-to-gate projection of all time steps is one matmul before the
+`lax.scan`, the scan carries only the recurrent matmul `h @ W_h`, and the
+projection to the vocabulary is one matmul after it. A conditioning vector
+(a VAE latent, an attribute code) concatenated to every input step is, by
+linearity, a per-sequence bias on the gates: it costs one small matmul, not
+one per step.
+
+The same parameters serve teacher forcing (`__call__`) and step-by-step
+decoding (`step`), so a sampler, a Gumbel-softmax generator or Monte-Carlo
+rollouts all run the very model that was trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Carry of a multi-layer LSTM: per layer (c, h), each [batch, hidden].
+LSTMState = tuple[tuple[jax.Array, jax.Array], ...]
+
+
+def _lstm_cell(gates_x: jax.Array, c: jax.Array, h: jax.Array, w_h: jax.Array):
+  """One LSTM update. gates_x: [batch, 4H] (input part, bias included)."""
+  gates = gates_x + h @ w_h.astype(gates_x.dtype)
+  i, f, g, o = jnp.split(gates, 4, axis=-1)
+  # The +1 forget-gate bias is folded into the parameter init, not here.
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return c, h
+
+
+def _scan_layer(gates_x: jax.Array, c0, h0, w_h, reverse=False, unroll=1):
+  """Runs one layer over time. gates_x: [batch, time, 4H] -> c, h: [batch, time, H]."""
+  def body(carry, gx):
+    c, h = _lstm_cell(gx, *carry, w_h)
+    return (c, h), (c, h)
+
+  _, (cs, hs) = jax.lax.scan(
+      body, (c0, h0), jnp.swapaxes(gates_x, 0, 1), reverse=reverse, unroll=unroll)
+  return jnp.swapaxes(cs, 0, 1), jnp.swapaxes(hs, 0, 1)
+
+
+def _forget_bias_init(hidden: int):
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.zeros(shape, dtype).at[hidden:2 * hidden].set(1.0)
+  return init
+
+
+class LSTMLayers(nn.Module):
+  """Stacked LSTM layers with hoisted input projections.
+
+  Attributes:
+    hidden_size: H, the state size of every layer.
+    num_layers: stacked layers; dropout is applied between them.
+    dropout: rate on the inputs of layers 2.. (the embedding dropout is the caller's).
+    dtype: compute dtype (params stay float32), e.g. bfloat16 on GPU/TPU.
+  """
+  hidden_size: int
+  num_layers: int = 1
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+  unroll: int = 1
+
+  def setup(self):
+    h = self.hidden_size
+    self.w_x = [nn.Dense(4 * h, dtype=self.dtype, bias_init=_forget_bias_init(h),
+                         name=f'layer{l}_x') for l in range(self.num_layers)]
+    self.w_h = [self.param(f'layer{l}_h', nn.initializers.orthogonal(),
+                           (h, 4 * h)) for l in range(self.num_layers)]
+    self.drop = nn.Dropout(self.dropout)
+
+  def zero_state(self, batch: int) -> LSTMState:
+    z = jnp.zeros((batch, self.hidden_size), self.dtype)
+    return tuple((z, z) for _ in range(self.num_layers))
+
+  def __call__(self, x: jax.Array, state: LSTMState, gate_bias: Sequence[jax.Array] | None,
+               *, train: bool, reverse: bool = False):
+    """Teacher-forced pass.
+
+    Args:
+      x: [batch, time, features] inputs of the first layer.
+      state: initial carry, one (c, h) per layer.
+      gate_bias: optional per-layer [batch, 4H] added to every step's gates
+        (the conditioning vector's contribution).
+      train: enables dropout between layers.
+      reverse: run right-to-left (the backward half of a bi-LSTM encoder).
+
+    Returns:
+      (top-layer h [batch, time, H], per-layer (c, h) each [batch, time, H]).
+    """
+    states = []
+    for l in range(self.num_layers):
+      if l > 0:
+        x = self.drop(x, deterministic=not train)
+      gx = self.w_x[l](x)
+      if gate_bias is not None:
+        gx = gx + gate_bias[l][:, None, :].astype(gx.dtype)
+      cs, hs = _scan_layer(gx, *state[l], self.w_h[l], reverse=reverse, unroll=self.unroll)
+      states.append((cs, hs))
+      x = hs
+    return x, tuple(states)
+
+  def step(self, x: jax.Array, state: LSTMState, gate_bias, *, train: bool = False):
+    """One time step. x: [batch, features] -> (h [batch, H], new state)."""
+    new = []
+    for l in range(self.num_layers):
+      if l > 0:
+        x = self.drop(x, deterministic=not train)
+      gx = self.w_x[l](x)
+      if gate_bias is not None:
+        gx = gx + gate_bias[l].astype(gx.dtype)
+      c, h = _lstm_cell(gx, *state[l], self.w_h[l])
+      new.append((c, h))
+      x = h
+    return x, tuple(new)
+
+
+class LSTMDecoder(nn.Module):
+  """Token-level LSTM decoder / language model, optionally conditioned.
+
+  Attributes:
+    vocab_size: V, output classes (and input embedding rows).
+    emb_dim: E, token embedding size.
+    hidden_size: H, LSTM state size.
+    num_layers: stacked LSTM layers.
+    dropout: rate on embeddings, between layers and before the output layer.
+    cond_to_state: a conditioning vector initialises every layer's (c, h) via a Dense.
+    cond_to_input: a conditioning vector is concatenated to every input step
+      (implemented as a per-sequence gate bias, see module docstring).
+    dtype: compute dtype.
+  """
+  vocab_size: int
+  emb_dim: int = 256
+  hidden_size: int = 256
+  num_layers: int = 1
+  dropout: float = 0.0
+  cond_to_state: bool = False
+  cond_to_input: bool = False
+  dtype: Any = jnp.float32
+  unroll: int = 1
+
+  def setup(self):
+    self.embedding = nn.Embed(self.vocab_size, self.emb_dim,
+                              embedding_init=nn.initializers.normal(0.1))
+    self.lstm = LSTMLayers(self.hidden_size, self.num_layers, self.dropout, self.dtype,
+                           self.unroll)
+    self.drop = nn.Dropout(self.dropout)
+    self.out = nn.Dense(self.vocab_size, dtype=self.dtype)
+    h = self.hidden_size
+    if self.cond_to_state:
+      self.cond_state = nn.Dense(2 * h * self.num_layers, dtype=self.dtype)
+    if self.cond_to_input:
+      # Only the first layer sees the input; deeper layers get no bias.
+      self.cond_gates = nn.Dense(4 * h, use_bias=False, dtype=self.dtype)
+
+  # --- pieces, exposed so that samplers and GAN generators reuse them ----------------
+  def embed(self, tokens: jax.Array) -> jax.Array:
+    """tokens int [...] -> embeddings [..., E]."""
+    return self.embedding(tokens).astype(self.dtype)
+
+  def embed_soft(self, probs: jax.Array) -> jax.Array:
+    """Token distributions [..., V] -> expected embeddings [..., E] (Gumbel / soft inputs)."""
+    return (probs.astype(self.dtype) @ self.embedding.embedding.astype(self.dtype))
+
+  def logits(self, h: jax.Array, *, train: bool = False) -> jax.Array:
+    """Top-layer states [..., H] -> float32 logits [..., V]."""
+    return self.out(self.drop(h, deterministic=not train)).astype(jnp.float32)
+
+  def initial_state(self, batch: int, cond: jax.Array | None = None) -> LSTMState:
+    """Zero state, or a state computed from cond [batch, C] when cond_to_state."""
+    if cond is None or not self.cond_to_state:
+      return self.lstm.zero_state(batch)
+    flat = jnp.tanh(self.cond_state(cond.astype(self.dtype)))
+    parts = jnp.split(flat, 2 * self.num_layers, axis=-1)
+    return tuple((parts[2 * l], parts[2 * l + 1]) for l in range(self.num_layers))
+
+  def gate_bias(self, cond: jax.Array | None):
+    if cond is None or not self.cond_to_input:
+      return None
+    first = self.cond_gates(cond.astype(self.dtype))
+    zeros = jnp.zeros_like(first)
+    return [first] + [zeros] * (self.num_layers - 1)
+
+  # --- the two entry points ---------------------------------------------------------
+  def __call__(self, inputs: jax.Array, cond: jax.Array | None = None, *,
+               train: bool = False, initial_state: LSTMState | None = None,
+               return_states: bool = False, soft_inputs: bool = False):
+    """Teacher-forced decoding.
+
+    Args:
+      inputs: int32 [batch, time] input tokens (targets shifted right, BOS first),
+        or [batch, time, V] token distributions when `soft_inputs`.
+      cond: optional conditioning vector [batch, C].
+      train: dropout on.
+      initial_state: overrides the state derived from `cond`.
+      return_states: also return every step's per-layer (c, h) [batch, time, H],
+        i.e. the state after each prefix (used by rollouts and value heads).
+
+    Returns:
+      logits float32 [batch, time, V] (and the states when asked).
+    """
+    batch = inputs.shape[0]
+    x = self.embed_soft(inputs) if soft_inputs else self.embed(inputs)
+    x = self.drop(x, deterministic=not train)
+    state = initial_state if initial_state is not None else self.initial_state(batch, cond)
+    h, states = self.lstm(x, state, self.gate_bias(cond), train=train)
+    logits = self.logits(h, train=train)
+    chex.assert_shape(logits, (batch, inputs.shape[1], self.vocab_size))
+    return (logits, states) if return_states else logits
+
+  def step(self, token_or_emb: jax.Array, state: LSTMState, cond: jax.Array | None = None,
+           *, train: bool = False):
+    """One decoding step: int32 [batch] tokens (or [batch, E] embeddings) ->
+    (logits float32 [batch, V], new state, top-layer h [batch, H])."""
+    x = self.embed(token_or_emb) if token_or_emb.ndim == 1 else token_or_emb.astype(self.dtype)
+    x = self.drop(x, deterministic=not train)
+    h, state = self.lstm.step(x, state, self.gate_bias(cond), train=train)
+    return self.logits(h, train=train), state, h
+
+
+class LSTMEncoder(nn.Module):
+  """Sentence encoder: (bi-)LSTM over embeddings, returns the final state(s).
+
+  Padding never reaches the summary: each direction's state is read at the
+  sentence's last real token.
+  """
+  vocab_size: int
+  emb_dim: int = 256
+  hidden_size: int = 256
+  bidirectional: bool = False
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False):
+    """tokens int32 [batch, time], mask [batch, time] -> [batch, H or 2H] summary."""
+    x = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=nn.initializers.normal(0.1))(tokens)
+    x = nn.Dropout(self.dropout)(x.astype(self.dtype), deterministic=not train)
+    m = mask.astype(bool)
+    last = jnp.maximum(m.sum(axis=1) - 1, 0)[:, None, None]
+    outs = []
+    directions = ('fwd', 'bwd') if self.bidirectional else ('fwd',)
+    for direction in directions:
+      layer = LSTMLayers(self.hidden_size, 1, 0.0, self.dtype, name=f'lstm_{direction}')
+      # The backward direction reads each sentence reversed within its length,
+      # so it starts at the last real token rather than at trailing padding.
+      xs = x if direction == 'fwd' else _reverse_within_length(x, m)
+      hs, _ = layer(xs, layer.zero_state(tokens.shape[0]), None, train=train)
+      outs.append(jnp.take_along_axis(hs, last, axis=1)[:, 0])
+    return jnp.concatenate(outs, axis=-1)
+
+
+def _reverse_within_length(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """Reverses each row's first `length` steps in place: [b, t, ...] -> same shape."""
+  t = x.shape[1]
+  length = mask.sum(axis=1)
+  idx = jnp.arange(t)[None, :]
+  src = jnp.where(idx < length[:, None], length[:, None] - 1 - idx, idx)
+  return jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=1)

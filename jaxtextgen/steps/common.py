@@ -1,0 +1,85 @@
+"""What every algorithm shares: the train state, optimizers, cross-device reductions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """One pytree holding every player of an algorithm.
+
+  Attributes:
+    step: int32 scalar, number of completed train steps.
+    params: {player: params}, e.g. {'generator': ..., 'discriminator': ...}.
+    opt_state: {player: optax state}, same keys as the optimizers in `tx`.
+    ema_params: {player: params} exponential moving averages (empty when unused).
+    extra: algorithm-specific arrays (a reward baseline, a rollout policy, ...).
+    tx: {player: optax.GradientTransformation}; static, not saved in checkpoints.
+  """
+  step: jax.Array
+  params: dict[str, Any]
+  opt_state: dict[str, Any]
+  ema_params: dict[str, Any] = flax.struct.field(default_factory=dict)
+  extra: dict[str, Any] = flax.struct.field(default_factory=dict)
+  tx: dict[str, optax.GradientTransformation] = flax.struct.field(
+      pytree_node=False, default_factory=dict)
+
+  @classmethod
+  def create(cls, params: dict[str, Any], tx: dict[str, optax.GradientTransformation],
+             **kwargs) -> 'TrainState':
+    opt_state = {k: t.init(params[k]) for k, t in tx.items()}
+    return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, tx=tx,
+               **kwargs)
+
+  def apply_gradients(self, player: str, grads) -> 'TrainState':
+    """One optimizer update of `player` (does not advance `step`)."""
+    updates, opt = self.tx[player].update(grads, self.opt_state[player], self.params[player])
+    params = optax.apply_updates(self.params[player], updates)
+    return self.replace(params={**self.params, player: params},
+                        opt_state={**self.opt_state, player: opt})
+
+
+def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
+  """optax chain from config.optimizer: global-norm clipping, then the optimizer
+  with a constant / warmup-cosine / linear-decay learning rate."""
+  lr: Any = cfg.learning_rate
+  if cfg.schedule == 'cosine':
+    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, max(cfg.warmup_steps, 1),
+                                            max(total_steps, cfg.warmup_steps + 1))
+  elif cfg.schedule == 'linear':
+    lr = optax.linear_schedule(cfg.learning_rate, 0.0, max(total_steps, 1))
+  elif cfg.schedule != 'constant':
+    raise ValueError(f"config.optimizer.schedule={cfg.schedule!r}: use 'constant', 'cosine' "
+                     "or 'linear'")
+  if cfg.name == 'adam':
+    opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+  elif cfg.name == 'rmsprop':
+    opt = optax.rmsprop(lr)
+  elif cfg.name == 'sgd':
+    opt = optax.sgd(lr)
+  else:
+    raise ValueError(f"config.optimizer.name={cfg.name!r}: use 'adam', 'rmsprop' or 'sgd'")
+  if cfg.grad_clip:
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
+  return opt
+
+
+def global_sum(x, axis_name: str | None):
+  """Sum over devices under pmap/shard_map; identity under jit (XLA already sees
+  the global batch)."""
+  return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def compute_dtype(config):
+  return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[config.model.dtype]
+
+
+def shift_right(tokens: jax.Array, bos_id: int) -> jax.Array:
+  """Decoder inputs from targets: [BOS, t_0, ..., t_{T-2}]."""
+  return jnp.concatenate([jnp.full_like(tokens[:, :1], bos_id), tokens[:, :-1]], axis=1)

@@ -1,0 +1,94 @@
+"""`lm`: an LSTM language model trained by maximum likelihood (teacher forcing).
+
+The MLE baseline of every text-GAN paper and the decoder of every text VAE.
+Padding is masked out of the loss, and the loss is the global per-token mean
+(sum over devices / global token count), so any data-parallel layout gives the
+single-device gradient.
+
+    from jaxtextgen.steps import lm
+    state = lm.init(rng, config, batch)
+    state, metrics = lm.train_step(state, batch, rng, config=config)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxtextgen.models.lstm import LSTMDecoder
+from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.objectives.sequence import sequence_cross_entropy
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
+                                     shift_right)
+
+
+def make_decoder(config, **overrides) -> LSTMDecoder:
+  """The generator as configured: config.model + vocabulary size from config.vocab."""
+  m = config.model
+  kwargs = dict(vocab_size=config.vocab.size, emb_dim=m.emb_dim, hidden_size=m.hidden_size,
+                num_layers=m.num_layers, dropout=m.dropout, dtype=compute_dtype(config))
+  kwargs.update(overrides)
+  return LSTMDecoder(**kwargs)
+
+
+def init(rng: jax.Array, config, sample_batch) -> TrainState:
+  """Generator params and its optimizer; `sample_batch` fixes the input shapes."""
+  model = make_decoder(config)
+  tokens = jnp.asarray(sample_batch['tokens'])
+  params = model.init(rng, shift_right(tokens, config.vocab.bos_id))['params']
+  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  return TrainState.create({'generator': params}, {'generator': tx})
+
+
+def nll(params, batch, *, config, train: bool = False, rng=None):
+  """(sum of token NLLs, number of target tokens) of a batch under the generator."""
+  model = make_decoder(config)
+  inputs = shift_right(batch['tokens'], config.vocab.bos_id)
+  rngs = {'dropout': rng} if train else {}
+  logits = model.apply({'params': params}, inputs, train=train, rngs=rngs)
+  return sequence_cross_entropy(logits, batch['tokens'], batch['mask'])
+
+
+def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """One Adam step on the mean per-token NLL. Returns (state, {'loss', 'tokens'})."""
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:  # different dropout masks on different shards
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  count = global_sum(batch['mask'].sum(), axis_name)
+
+  def loss_fn(params):
+    nll_sum, _ = nll(params, batch, config=config, train=True, rng=rng)
+    return nll_sum / count
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params['generator'])
+  grads, loss = global_sum((grads, loss), axis_name)
+  state = state.apply_gradients('generator', grads).replace(step=state.step + 1)
+  return state, {'loss': loss, 'tokens': count}
+
+
+def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
+  """Sums over the batch (the trainer adds them up over the split, then calls
+  `finalize_eval`): NLL, target tokens (EOS included) and sentences."""
+  del rng
+  nll_sum, count = nll(state.params['generator'], batch, config=config)
+  return {'nll_sum': nll_sum, 'tokens': count, 'sentences': batch['weight'].sum()}
+
+
+def finalize_eval(sums: dict) -> dict:
+  """NLL per token and per sentence (nats) and PPL = exp(total NLL / tokens),
+  where tokens count one EOS per sentence (DESIGN.md)."""
+  per_token = sums['nll_sum'] / sums['tokens']
+  return {'nll_per_token': per_token, 'nll_per_sentence': sums['nll_sum'] / sums['sentences'],
+          'ppl': float(jnp.exp(per_token)), 'eval_sentences': sums['sentences']}
+
+
+def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
+  """`num` sentences, int32 [num, config.data.max_len], with config.sample's
+  temperature / top_k / greedy; PAD after EOS."""
+  del conditions  # an unconditional model
+  s = config.sample
+  out = sample_tokens(make_decoder(config), {'params': state.params['generator']}, rng,
+                      batch=num, length=config.data.max_len, bos_id=config.vocab.bos_id,
+                      eos_id=config.vocab.eos_id, pad_id=config.vocab.pad_id,
+                      temperature=s.temperature, top_k=s.top_k, greedy=s.greedy)
+  return out.tokens

@@ -1,0 +1,224 @@
+"""The one generic loop: every algorithm trains, evaluates and samples through it.
+
+`train_and_evaluate(config, workdir)` builds the data and the algorithm named by
+the config, jits its step over a data-parallel mesh, evaluates periodically,
+checkpoints every N steps, at the end and on SIGTERM, and resumes exactly from
+the latest checkpoint in `workdir`: same seed, same data order from that step,
+same per-step keys (folded from the step), so an interrupted run reproduces an
+uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxtextgen import steps
+from jaxtextgen.data import pipeline
+from jaxtextgen.train import parallel
+from jaxtextgen.train.checkpoint import Checkpointer
+from jaxtextgen.train.writer import MetricWriter
+
+
+class Run:
+  """Data, algorithm, mesh, jitted functions and RNG streams of one experiment."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self.workdir = workdir
+    self.is_chief = jax.process_index() == 0
+    self.algo = steps.get(config.algorithm)
+    self.mesh = parallel.make_mesh()
+    parallel.check_divisible(config.batch_size, self.mesh)
+    parallel.check_divisible(config.eval_batch_size, self.mesh, 'config.eval_batch_size')
+    self.data = pipeline.build_data(
+        config, vocab_path=os.path.join(workdir, 'vocab.json') if self.is_chief else None)
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+      config.vocab.update(self.data.spec)
+      if config.num_train_steps <= 0:
+        config.num_train_steps = max(
+            1, int(config.num_epochs * len(self.data.train) // config.batch_size))
+    self.config = config
+    self._write_config()
+    root = jax.random.key(config.seed)
+    self.init_rng, self.train_rng, self.eval_rng = jax.random.split(root, 3)
+    self.checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+    self.repl = parallel.replicated(self.mesh)
+
+  def _write_config(self) -> None:
+    if not self.is_chief:
+      return
+    path = os.path.join(self.workdir, 'config.json')
+    text = self.config.to_json_best_effort(indent=2, sort_keys=True)
+    if os.path.exists(path):
+      with open(path, encoding='utf-8') as f:
+        if f.read() != text:
+          logging.warning('%s differs from the config of this run; the checkpoint in this '
+                          'workdir may not match it.', path)
+      return
+    with open(path, 'w', encoding='utf-8') as f:
+      f.write(text)
+
+  def initial_state(self):
+    sample = self.data.train.gather(np.arange(self.config.batch_size) % len(self.data.train))
+    init = jax.jit(lambda rng: self.algo.init(rng, self.config, sample), out_shardings=self.repl)
+    return init(self.init_rng)
+
+  def restore_or_init(self, *, require: bool = False):
+    """(state, step) from the latest checkpoint, else fresh (unless `require`)."""
+    state = self.initial_state()
+    step = self.checkpointer.latest_step()
+    if step is None:
+      if require:
+        raise FileNotFoundError(f'no checkpoint in {self.workdir}/checkpoints; train first '
+                                f'with --mode=train --workdir={self.workdir}')
+      return state, 0
+    logging.info('restoring the checkpoint of step %d from %s', step, self.workdir)
+    return jax.device_put(self.checkpointer.restore(state, step), self.repl), step
+
+  # --- evaluation ------------------------------------------------------------------------
+  def evaluate(self, state, step: int) -> dict:
+    """Eval-split metrics (sums over the whole split, then finalised) and, for the
+    synthetic oracle, NLL-oracle of config.eval.num_samples generator samples."""
+    cfg, rng = self.config, jax.random.fold_in(self.eval_rng, step)
+    metrics = {}
+    if self.data.eval is not None:
+      if not hasattr(self, '_eval_fn'):
+        self._eval_fn = parallel.jit_step(self.algo.eval_step, self.mesh, config=cfg,
+                                          donate=False)
+      batches = pipeline.eval_batches(
+          self.data.eval, batch_size=cfg.eval_batch_size, process_index=jax.process_index(),
+          process_count=jax.process_count())
+      sums = None
+      for batch in itertools.islice(batches, cfg.eval.max_batches or None):
+        out = self._eval_fn(state, parallel.to_global(batch, self.mesh), rng)
+        sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+      metrics.update(self.algo.finalize_eval(jax.tree.map(float, jax.device_get(sums))))
+    if self.data.oracle_params is not None and cfg.eval.num_samples:
+      from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
+      samples = self.algo.sample(state, jax.random.fold_in(rng, 1), cfg.eval.num_samples,
+                                 config=cfg)
+      metrics['nll_oracle'] = oracle.nll_oracle(self.data.oracle_params, samples)
+    return {k: float(v) for k, v in metrics.items()}
+
+  def write_eval(self, step: int, metrics: dict) -> str:
+    path = os.path.join(self.workdir, f'eval_{step}.json')
+    if self.is_chief:
+      with open(path, 'w', encoding='utf-8') as f:
+        json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
+    return path
+
+
+class _StopFlag:
+  """Turns SIGTERM (pre-emption, `kill`) into a clean stop after the current step."""
+
+  def __init__(self):
+    self.requested = False
+    self._old = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM: saving a checkpoint and stopping after this step')
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._old)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config.algorithm` in `workdir` (resuming if it holds a checkpoint) and
+  returns the final eval metrics."""
+  run = Run(config, workdir)
+  cfg = run.config
+  state, start = run.restore_or_init()
+  total = cfg.num_train_steps
+  writer = MetricWriter(workdir, resume_step=start, enabled=run.is_chief)
+  train_fn = parallel.jit_step(run.algo.train_step, run.mesh, config=cfg)
+  batches = pipeline.train_iterator(
+      run.data.train, start_step=start, batch_size=cfg.batch_size, seed=cfg.seed,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  logging.info('%s on %d device(s): steps %d -> %d, global batch %d, %d train sentences',
+               cfg.algorithm, run.mesh.size, start, total, cfg.batch_size, len(run.data.train))
+  stop = _StopFlag()
+  metrics, eval_metrics = None, {}
+  t0, last_t, last_step = time.time(), time.time(), start
+  try:
+    for step in range(start, total):
+      state, metrics = train_fn(state, parallel.to_global(next(batches), run.mesh), run.train_rng)
+      done = step + 1
+      if done % cfg.log_every == 0 or done == total:
+        m = jax.device_get(metrics)  # the only host sync of the loop
+        now = time.time()
+        rate = (done - last_step) / max(now - last_t, 1e-9)
+        tokens_per_s = float(m.get('tokens', 0)) * rate
+        writer.write(done, {**m, 'steps_per_s': rate, 'tokens_per_s': tokens_per_s})
+        eta = (total - done) / max(rate, 1e-9)
+        logging.info('step %d/%d  loss %.4f  %.1f steps/s  %.0f tokens/s  ETA %s', done, total,
+                     float(m.get('loss', math.nan)), rate, tokens_per_s, _hms(eta))
+        last_t, last_step = now, done
+      if cfg.eval_every and done % cfg.eval_every == 0 and done != total:
+        eval_metrics = run.evaluate(state, done)
+        writer.write(done, eval_metrics, prefix='eval/')
+        logging.info('eval at step %d: %s', done, _fmt(eval_metrics))
+        last_t = time.time()  # steps/s measures training only
+      if done % cfg.checkpoint_every == 0 or done == total or stop.requested:
+        run.checkpointer.save(done, state)
+      if stop.requested:
+        logging.warning('stopped at step %d; run again with the same --workdir to resume', done)
+        return {}
+    if start < total or not eval_metrics:
+      eval_metrics = run.evaluate(state, total)
+      writer.write(total, eval_metrics, prefix='eval/')
+      run.write_eval(total, eval_metrics)
+      logging.info('final eval at step %d: %s (%.1f s)', total, _fmt(eval_metrics),
+                   time.time() - t0)
+    return eval_metrics
+  finally:
+    stop.restore()
+    run.checkpointer.wait()
+    run.checkpointer.close()
+    writer.close()
+
+
+def evaluate_checkpoint(config, workdir: str) -> dict:
+  """--mode=eval: metrics of the latest checkpoint, also written to eval_<step>.json."""
+  run = Run(config, workdir)
+  state, step = run.restore_or_init(require=True)
+  metrics = run.evaluate(state, step)
+  run.write_eval(step, metrics)
+  return {'step': step, **metrics}
+
+
+def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]:
+  """--mode=sample: `num` decoded samples of the latest checkpoint, also written to
+  samples_<step>.txt."""
+  run = Run(config, workdir)
+  state, step = run.restore_or_init(require=True)
+  num = num or run.config.sample.num
+  tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
+                           config=run.config)
+  texts = [run.data.vocab.decode(t) for t in np.asarray(jax.device_get(tokens))]
+  if run.is_chief:
+    with open(os.path.join(workdir, f'samples_{step}.txt'), 'w', encoding='utf-8') as f:
+      f.write('\n'.join(texts) + '\n')
+  return texts
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def _fmt(metrics: dict) -> str:
+  return '  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items()))

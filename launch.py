@@ -1,0 +1,58 @@
+"""Entry point: train, evaluate or sample any algorithm from a config file.
+
+    python launch.py --config=configs/mle_oracle.py --workdir=/tmp/mle_oracle
+    python launch.py --config=configs/lm_ptb.py:smoke --workdir=/tmp/lm --config.batch_size=32
+    python launch.py --config=configs/lm_ptb.py --workdir=/tmp/lm --mode=eval
+
+--mode=eval writes WORKDIR/eval_<step>.json and prints the same JSON object as
+its last line; --mode=sample prints decoded samples (one per line).
+"""
+
+import json
+import logging as pylogging
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'Config file, optionally with a preset: '
+                                'configs/X.py[:smoke].', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, vocabulary, logs, samples.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to do.')
+flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() (TPU pods, multi-node GPU).')
+flags.mark_flags_as_required(['config', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.multihost:
+    jax.distributed.initialize()
+  from jaxtextgen.train import trainer  # pylint: disable=g-import-not-at-top
+  logging.info('JAX %s, %d process(es), devices: %s', jax.__version__, jax.process_count(),
+               jax.devices())
+  config, workdir = FLAGS.config, os.path.expanduser(FLAGS.workdir)
+  if FLAGS.mode == 'train':
+    trainer.train_and_evaluate(config, workdir)
+  elif FLAGS.mode == 'eval':
+    metrics = trainer.evaluate_checkpoint(config, workdir)
+    sys.stdout.flush()
+    print(json.dumps(metrics, sort_keys=True), flush=True)
+  else:
+    print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)
+
+
+class _QuietLibraries(pylogging.Filter):
+  """Orbax and grain log every checkpoint step at INFO; keep their warnings only."""
+
+  def filter(self, record):
+    noisy = ('/orbax/' in record.pathname or '/grain/' in record.pathname)
+    return record.levelno >= pylogging.WARNING or not noisy
+
+
+if __name__ == '__main__':
+  pylogging.getLogger('absl').addFilter(_QuietLibraries())
+  app.run(main)

@@ -1,0 +1,140 @@
+"""Tokenisation, the grain pipeline (determinism, resume, sharding) and build_data."""
+
+import numpy as np
+import pytest
+
+from jaxtextgen.config import base_config
+from jaxtextgen.data import pipeline
+from jaxtextgen.data.vocab import Vocab
+
+
+def _split(n=23, max_len=6):
+  vocab = Vocab.build([f'w{i}' for i in range(40)])
+  texts = [' '.join(f'w{(i + j) % 40}' for j in range(1 + i % 5)) for i in range(n)]
+  return pipeline.tokenize(texts, np.arange(n) % 2, vocab, max_len), vocab, texts
+
+
+def test_tokenize_eos_padding_and_truncation():
+  vocab = Vocab.build(['a b c d e f'])
+  s = pipeline.tokenize(['a b', 'a b c d e f', ''], None, vocab, max_len=4)
+  a, b, eos = vocab.stoi['a'], vocab.stoi['b'], vocab.eos_id
+  np.testing.assert_array_equal(s.tokens[0], [a, b, eos, 0])
+  np.testing.assert_array_equal(s.mask[0], [1, 1, 1, 0])
+  np.testing.assert_array_equal(s.tokens[1], [a, b, vocab.stoi['c'], eos])  # cut, EOS kept
+  np.testing.assert_array_equal(s.mask[2], [1, 0, 0, 0])
+  assert s.num_truncated == 1
+  np.testing.assert_array_equal(s.labels, [-1, -1, -1])
+
+
+def test_tokenize_without_eos_uses_all_positions():
+  s = pipeline.tokenize(['1 2 3', '4 5 6 7'], None, Vocab.identity(10), max_len=3)
+  np.testing.assert_array_equal(s.tokens, [[1, 2, 3], [4, 5, 6]])
+  assert s.mask.sum() == 6 and s.num_truncated == 1
+
+
+def _batches(split, start, n, **kw):
+  it = pipeline.train_iterator(split, start_step=start, batch_size=kw.pop('batch_size', 4),
+                               seed=kw.pop('seed', 0), **kw)
+  return [next(it) for _ in range(n)]
+
+
+def test_train_order_is_deterministic_and_resumes_at_a_step():
+  split, _, _ = _split()
+  full = _batches(split, 0, 12)
+  again = _batches(split, 0, 12)
+  resumed = _batches(split, 7, 5)
+  for a, b in zip(full, again):
+    np.testing.assert_array_equal(a['tokens'], b['tokens'])
+  for a, b in zip(full[7:], resumed):
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
+  other = _batches(split, 0, 12, seed=1)
+  assert any(not np.array_equal(a['tokens'], b['tokens']) for a, b in zip(full, other))
+
+
+def test_every_example_once_per_epoch_and_reshuffled():
+  split, _, _ = _split(n=24)
+  ds = pipeline.train_dataset(split, batch_size=4, seed=3)
+  ids = lambda b: [tuple(r) for r in b['tokens']]
+  epoch0 = [r for s in range(6) for r in ids(ds[s])]
+  epoch1 = [r for s in range(6, 12) for r in ids(ds[s])]
+  everything = sorted(tuple(r) for r in split.tokens)
+  assert sorted(epoch0) == everything and sorted(epoch1) == everything
+  assert epoch0 != epoch1
+
+
+def test_processes_split_each_global_batch():
+  split, _, _ = _split(n=24)
+  one = pipeline.train_dataset(split, batch_size=8, seed=0)
+  parts = [pipeline.train_dataset(split, batch_size=8, seed=0, process_index=p, process_count=2)
+           for p in range(2)]
+  for step in range(6):
+    a, b = parts[0][step]['tokens'], parts[1][step]['tokens']
+    assert a.shape == b.shape == (4, 6)
+    # Together the processes see exactly the examples of the single-process batch.
+    assert sorted(map(tuple, np.concatenate([a, b]))) == sorted(map(tuple, one[step]['tokens']))
+  with pytest.raises(ValueError, match='multiple of 3'):
+    pipeline.train_dataset(split, batch_size=8, seed=0, process_count=3)
+
+
+def test_eval_batches_cover_the_split_once_with_padding_weights():
+  split, _, _ = _split(n=10)
+  batches = list(pipeline.eval_batches(split, batch_size=4))
+  assert len(batches) == 3 and all(b['tokens'].shape == (4, 6) for b in batches)
+  w = np.concatenate([b['weight'] for b in batches])
+  np.testing.assert_array_equal(w, [1] * 10 + [0] * 2)
+  assert batches[-1]['mask'][2:].sum() == 0  # padding rows carry no tokens
+  np.testing.assert_array_equal(np.concatenate([b['tokens'] for b in batches])[:10], split.tokens)
+  limited = list(pipeline.eval_batches(split, batch_size=4, limit=5))
+  assert sum(b['weight'].sum() for b in limited) == 5
+
+
+def test_batch_larger_than_the_split_is_an_error():
+  split, _, _ = _split(n=5)
+  with pytest.raises(ValueError, match='fewer than one batch'):
+    pipeline.train_dataset(split, batch_size=8, seed=0)
+
+
+def _corpus_config(tmp_path, **data):
+  c = base_config()
+  c.data.corpus = 'ptb'
+  c.data.corpus_dir = str(tmp_path / 'ptb')
+  c.data.cache_dir = str(tmp_path / 'cache')
+  c.data.max_len = 5
+  for k, v in data.items():
+    setattr(c.data, k, v)
+  return c
+
+
+def _write_ptb(tmp_path, train, valid):
+  d = tmp_path / 'ptb'
+  d.mkdir(exist_ok=True)
+  (d / 'ptb.train.txt').write_text(''.join(f' {l} \n' for l in train))
+  (d / 'ptb.valid.txt').write_text(''.join(f' {l} \n' for l in valid))
+
+
+def test_build_data_vocab_from_train_only_saved_and_reloaded(tmp_path):
+  _write_ptb(tmp_path, ['a b c', 'a b', 'b c d e f g h'], ['a z z z z z z z', 'c'])
+  vocab_path = str(tmp_path / 'vocab.json')
+  data = pipeline.build_data(_corpus_config(tmp_path), vocab_path)
+  assert 'z' not in data.vocab.stoi  # a valid-only word is unknown
+  assert data.train.num_truncated == 1
+  assert data.eval.tokens.shape[1] == 9  # eval keeps whole sentences (8 words + EOS)
+  assert data.eval.num_truncated == 0
+  assert data.spec['size'] == len(data.vocab) and data.spec['eos_id'] == 2
+  # A resumed run reloads the saved vocabulary even if the corpus changed.
+  _write_ptb(tmp_path, ['q r s'], ['a'])
+  again = pipeline.build_data(_corpus_config(tmp_path), vocab_path)
+  assert again.vocab == data.vocab
+
+
+def test_build_data_oracle_is_seeded():
+  c = base_config()
+  c.data.oracle_vocab_size = 30
+  c.data.oracle_num_train = 40
+  c.data.oracle_num_eval = 8
+  a, b = pipeline.build_data(c), pipeline.build_data(c)
+  assert a.train.tokens.shape == (40, 20) and a.eval.tokens.shape == (8, 20)
+  assert a.train.mask.min() == 1 and len(a.vocab) == 30 and a.spec['bos_id'] == 0
+  np.testing.assert_array_equal(a.train.tokens, b.train.tokens)
+  assert not np.array_equal(a.train.tokens[:8], a.eval.tokens)

@@ -1,0 +1,137 @@
+"""The shared LSTM decoder/encoder and the sampler."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtextgen.models.lstm import LSTMDecoder, LSTMEncoder
+from jaxtextgen.models.sampler import sample
+
+V = 13
+
+
+def _decoder(**kw):
+  kw = {'vocab_size': V, 'emb_dim': 8, 'hidden_size': 16, **kw}
+  dec = LSTMDecoder(**kw)
+  toks = jax.random.randint(jax.random.key(0), (3, 7), 0, V)
+  cond = jax.random.normal(jax.random.key(1), (3, 5))
+  variables = dec.init(jax.random.key(2), toks, cond)
+  return dec, variables, toks, cond
+
+
+@pytest.mark.parametrize('layers,to_state,to_input', [(1, False, False), (2, True, True),
+                                                      (3, False, True)])
+def test_teacher_forced_equals_step_by_step(layers, to_state, to_input):
+  dec, v, toks, cond = _decoder(num_layers=layers, cond_to_state=to_state,
+                                cond_to_input=to_input)
+  full, states = dec.apply(v, toks, cond, return_states=True)
+  state = dec.apply(v, 3, cond, method=LSTMDecoder.initial_state)
+  for t in range(toks.shape[1]):
+    logits, state, h = dec.apply(v, toks[:, t], state, cond, method=LSTMDecoder.step)
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+    # The states returned by the teacher-forced pass are the states after each prefix.
+    np.testing.assert_allclose(state[-1][1], states[-1][1][:, t], atol=1e-5)
+    np.testing.assert_allclose(h, states[-1][1][:, t], atol=1e-5)
+
+
+def test_condition_changes_output_only_when_wired():
+  dec, v, toks, cond = _decoder(cond_to_state=True)
+  a = dec.apply(v, toks, cond)
+  b = dec.apply(v, toks, cond + 1.0)
+  assert np.abs(a - b).max() > 1e-4
+  plain, vp, _, _ = _decoder()
+  np.testing.assert_array_equal(plain.apply(vp, toks, cond), plain.apply(vp, toks, cond + 1.0))
+
+
+def test_soft_inputs_of_one_hot_equal_token_inputs():
+  dec, v, toks, _ = _decoder(num_layers=2)
+  np.testing.assert_allclose(dec.apply(v, jax.nn.one_hot(toks, V), soft_inputs=True),
+                             dec.apply(v, toks), atol=1e-5)
+
+
+def test_dropout_only_in_training():
+  dec, v, toks, _ = _decoder(dropout=0.5, num_layers=2)
+  np.testing.assert_array_equal(dec.apply(v, toks), dec.apply(v, toks))
+  a = dec.apply(v, toks, train=True, rngs={'dropout': jax.random.key(0)})
+  b = dec.apply(v, toks, train=True, rngs={'dropout': jax.random.key(1)})
+  assert np.abs(a - b).max() > 1e-4
+
+
+def _sample(dec, v, **kw):
+  kw = {'batch': 6, 'length': 9, 'bos_id': 1, 'eos_id': 2, 'pad_id': 0, **kw}
+  return sample(dec, v, jax.random.key(kw.pop('seed', 0)), **kw)
+
+
+def test_sampler_shapes_eos_padding_and_determinism():
+  dec, v, _, _ = _decoder()
+  s = _sample(dec, v, length=30, batch=64)
+  toks, mask = np.asarray(s.tokens), np.asarray(s.mask)
+  assert toks.shape == mask.shape == (64, 30)
+  for row, m in zip(toks, mask):
+    n = int(m.sum())
+    assert np.all(m[:n] == 1) and np.all(m[n:] == 0)
+    if n < 30:
+      assert row[n - 1] == 2 and np.all(row[n:] == 0)  # EOS then padding
+    assert 2 not in row[:n - 1]
+  np.testing.assert_array_equal(toks, _sample(dec, v, length=30, batch=64).tokens)
+  assert not np.array_equal(toks, _sample(dec, v, length=30, batch=64, seed=1).tokens)
+
+
+def test_greedy_follows_teacher_forced_argmax_and_top1_equals_greedy():
+  dec, v, _, _ = _decoder()
+  g = _sample(dec, v, greedy=True, eos_id=-1)
+  inputs = jnp.concatenate([jnp.ones((6, 1), jnp.int32), g.tokens[:, :-1]], axis=1)
+  np.testing.assert_array_equal(g.tokens, jnp.argmax(dec.apply(v, inputs), -1))
+  np.testing.assert_array_equal(_sample(dec, v, top_k=1, eos_id=-1).tokens, g.tokens)
+
+
+def test_sampler_log_probs_match_teacher_forcing():
+  dec, v, _, _ = _decoder()
+  s = _sample(dec, v, temperature=0.7)
+  inputs = jnp.concatenate([jnp.ones((6, 1), jnp.int32), s.tokens[:, :-1]], axis=1)
+  logp = jax.nn.log_softmax(dec.apply(v, inputs) / 0.7)
+  expect = jnp.take_along_axis(logp, s.tokens[..., None], -1)[..., 0] * s.mask
+  np.testing.assert_allclose(s.log_probs, expect, atol=1e-5)
+
+
+def test_forced_positions_are_kept():
+  dec, v, _, _ = _decoder()
+  forced = jnp.full((6, 9), 7, jnp.int32)
+  fmask = jnp.arange(9)[None, :] < jnp.arange(6)[:, None]  # row i: first i tokens forced
+  s = _sample(dec, v, eos_id=-1, forced_tokens=forced, forced_mask=jnp.broadcast_to(fmask, (6, 9)))
+  for i in range(6):
+    assert np.all(np.asarray(s.tokens[i, :i]) == 7)
+
+
+def test_encoder_ignores_padding_and_reads_backward():
+  enc = LSTMEncoder(V, 8, 16, bidirectional=True)
+  toks = jnp.array([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12]])
+  mask = jnp.array([[1, 1, 1, 1, 0, 0], [1] * 6])
+  v = enc.init(jax.random.key(0), toks, mask)
+  out = enc.apply(v, toks, mask)
+  assert out.shape == (2, 32)
+  # Other values in the padding, or no padding at all, give the same summary.
+  np.testing.assert_allclose(enc.apply(v, toks.at[0, 4:].set(9), mask)[0], out[0], atol=1e-6)
+  np.testing.assert_allclose(enc.apply(v, toks[:1, :4], mask[:1, :4])[0], out[0], atol=1e-6)
+  # The backward half is the forward cell of `lstm_bwd` over the reversed sentence.
+  fwd_only = LSTMEncoder(V, 8, 16)
+  vb = {'params': {'Embed_0': v['params']['Embed_0'], 'lstm_fwd': v['params']['lstm_bwd']}}
+  np.testing.assert_allclose(fwd_only.apply(vb, toks[:1, 3::-1], mask[:1, :4])[0], out[0, 16:],
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize('vocab', [1, 7, 50, 5003])
+def test_categorical_matches_softmax_and_skips_impossible_tokens(vocab):
+  from jaxtextgen.models.sampler import categorical
+  rs = np.random.RandomState(vocab)
+  logits = rs.normal(size=vocab).astype(np.float32) * 2
+  if vocab > 1:
+    logits[rs.choice(vocab, max(1, vocab // 5), replace=False)] = -np.inf
+  n = 100_000
+  draws = np.asarray(categorical(jax.random.key(0), jnp.broadcast_to(jnp.asarray(logits), (n, vocab))))
+  assert draws.shape == (n,) and draws.dtype == np.int32
+  freq = np.bincount(draws, minlength=vocab) / n
+  p = np.asarray(jax.nn.softmax(jnp.asarray(logits), -1))
+  assert np.all(freq[p == 0] == 0)
+  assert 0.5 * np.abs(freq - p).sum() < (0.01 if vocab < 100 else 0.06)

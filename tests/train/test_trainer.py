@@ -1,0 +1,147 @@
+"""End to end through the generic trainer: smoke runs, exact resume, SIGTERM, bad input."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from jaxtextgen.config import base_config, smoke
+from jaxtextgen.train import trainer
+from jaxtextgen.train.writer import read_metrics
+
+
+def _oracle_config():
+  c = smoke(base_config())
+  c.eval.num_samples = 16
+  return c
+
+
+def _ptb_config(tmp_path):
+  d = tmp_path / 'ptb'
+  d.mkdir(exist_ok=True)
+  words = 'the cat sat on a mat and dog ran far away'.split()
+  rs = np.random.RandomState(0)
+  for name, n in (('train', 80), ('valid', 20)):
+    lines = [' '.join(rs.choice(words, rs.randint(2, 12))) for _ in range(n)]
+    (d / f'ptb.{name}.txt').write_text(''.join(f' {l} \n' for l in lines))
+  c = smoke(base_config())
+  c.data.corpus, c.data.corpus_dir = 'ptb', str(d)
+  c.data.cache_dir = str(tmp_path / 'cache')
+  c.data.max_len = 10
+  return c
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def _without_rates(rows):
+  """Throughput columns depend on wall time; everything else must match exactly."""
+  return [{k: v for k, v in r.items() if k not in ('steps_per_s', 'tokens_per_s')} for r in rows]
+
+
+@pytest.mark.parametrize('make_config', ['oracle', 'ptb'])
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, make_config):
+  config = _oracle_config() if make_config == 'oracle' else _ptb_config(tmp_path)
+  full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
+  assert np.isfinite(full['nll_per_token']) and full['ppl'] > 1
+  if make_config == 'oracle':
+    assert 0 < full['nll_oracle'] < 2 * np.log(50)
+
+  # Crash during step 5 (after the checkpoint at step 3, after step 4 was logged).
+  workdir = str(tmp_path / 'killed')
+  with monkeypatch.context() as m:
+    seen = {'train': 0}
+    original = trainer.pipeline.train_iterator
+
+    def crashing_iterator(*args, **kwargs):
+      for batch in original(*args, **kwargs):
+        seen['train'] += 1
+        if seen['train'] == 5:
+          raise _Interrupt()
+        yield batch
+    m.setattr(trainer.pipeline, 'train_iterator', crashing_iterator)
+    with pytest.raises(_Interrupt):
+      trainer.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3']
+  assert max(r['step'] for r in read_metrics(workdir)) == 4  # logged, not checkpointed
+  resumed = trainer.train_and_evaluate(config, workdir)
+  assert resumed == full
+  assert _without_rates(read_metrics(workdir)) == _without_rates(read_metrics(str(tmp_path / 'full')))
+  with open(os.path.join(workdir, 'eval_6.json')) as f:
+    assert json.load(f) == {'step': 6, **full}
+
+
+def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch):
+  config = _oracle_config()
+  full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
+  workdir = str(tmp_path / 'term')
+  with monkeypatch.context() as m:
+    original = trainer.pipeline.train_iterator
+
+    def terminated_iterator(*args, **kwargs):
+      for i, batch in enumerate(original(*args, **kwargs)):
+        if i == 1:
+          os.kill(os.getpid(), signal.SIGTERM)
+        yield batch
+    m.setattr(trainer.pipeline, 'train_iterator', terminated_iterator)
+    assert trainer.train_and_evaluate(config, workdir) == {}
+  # The step in flight finished and was checkpointed: step 2 (not a multiple of 3).
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
+  assert trainer.train_and_evaluate(config, workdir) == full
+
+
+def test_eval_and_sample_modes(tmp_path):
+  config = _ptb_config(tmp_path)
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(FileNotFoundError, match='train first'):
+    trainer.evaluate_checkpoint(config, workdir)
+  final = trainer.train_and_evaluate(config, workdir)
+  assert trainer.evaluate_checkpoint(config, workdir) == {'step': 6, **final}
+  texts = trainer.sample_checkpoint(config, workdir, num=4)
+  assert len(texts) == 4
+  vocab = set(json.load(open(os.path.join(workdir, 'vocab.json')))['tokens'])
+  assert all(w in vocab for t in texts for w in t.split())
+  assert open(os.path.join(workdir, 'samples_6.txt')).read().splitlines() == texts
+
+
+def test_bad_input_fails_at_start_up_with_the_fix(tmp_path):
+  c = _ptb_config(tmp_path)
+  c.batch_size = 6  # 4 forced devices
+  with pytest.raises(ValueError, match='multiple of 4'):
+    trainer.train_and_evaluate(c, str(tmp_path / 'a'))
+  c = _ptb_config(tmp_path)
+  c.data.corpus_dir = str(tmp_path / 'nowhere')
+  with pytest.raises(FileNotFoundError, match='corpus_dir'):
+    trainer.train_and_evaluate(c, str(tmp_path / 'b'))
+  (tmp_path / 'ptb' / 'ptb.train.txt').write_text('\n\n')
+  with pytest.raises(ValueError, match='empty'):
+    trainer.train_and_evaluate(_ptb_config_existing(tmp_path), str(tmp_path / 'c'))
+  c = _oracle_config()
+  c.algorithm = 'nope'
+  with pytest.raises(ValueError, match="'lm'"):
+    trainer.train_and_evaluate(c, str(tmp_path / 'd'))
+
+
+def _ptb_config_existing(tmp_path):
+  c = smoke(base_config())
+  c.data.corpus, c.data.corpus_dir = 'ptb', str(tmp_path / 'ptb')
+  c.data.cache_dir = str(tmp_path / 'cache')
+  return c
+
+
+def test_corrupt_checkpoint_names_the_fix_and_keeps_files(tmp_path):
+  config = _oracle_config()
+  workdir = tmp_path / 'run'
+  trainer.train_and_evaluate(config, str(workdir))
+  ckpt = workdir / 'checkpoints' / '6'
+  data_files = [f for f in ckpt.rglob('*') if f.is_file() and f.parent.name == 'd']
+  assert data_files
+  for f in data_files:  # the tensor data, as a disk error or partial copy would leave it
+    f.write_bytes(b'garbage')
+  before = sorted(str(p) for p in workdir.rglob('*'))
+  with pytest.raises(RuntimeError, match='Move it aside'):
+    trainer.evaluate_checkpoint(config, str(workdir))
+  assert sorted(str(p) for p in workdir.rglob('*')) == before
