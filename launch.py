@@ -11,6 +11,7 @@ its last line; --mode=sample prints decoded samples (one per line).
 import json
 import logging as pylogging
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -45,6 +46,24 @@ def main(argv):
     print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)
 
 
+def _parse_flags(argv):
+  """absl's parser, with config typos reported as one line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    while e.args and isinstance(e.args[0], Exception):  # ml_collections nests KeyErrors
+      e = e.args[0]
+    msg = str(e.args[0] if e.args else e).split(' Other fields present')[0]
+    name = (re.findall(r'["\']([A-Za-z_]\w*)["\']', msg) or ['?'])[0]
+    hint = ' '.join(l for l in msg.splitlines()[1:] if l.strip())
+    where = [a.split('=')[0] for a in argv if a.startswith('--config.') and name in a.split('=')[0]]
+    sys.exit(f'error: unknown config field {name!r} in {" ".join(where) or "the config"}. '
+             f'{hint + " " if hint else ""}The fields are those of jaxtextgen/config.py '
+             '(listed by --helpfull).')
+  except flags.Error as e:
+    sys.exit(f'error: {e}')
+
+
 class _QuietLibraries(pylogging.Filter):
   """Orbax and grain log every checkpoint step at INFO; keep their warnings only."""
 
@@ -55,4 +74,4 @@ class _QuietLibraries(pylogging.Filter):
 
 if __name__ == '__main__':
   pylogging.getLogger('absl').addFilter(_QuietLibraries())
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

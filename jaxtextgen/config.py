@@ -31,6 +31,8 @@ def base_config() -> ml_collections.ConfigDict:
   d.train_split = 'train'        # TFDS split string, slicing allowed ('train[:9000]')
   d.eval_split = 'validation'    # '' for none
   d.max_len = 20                 # target tokens per sentence, EOS included (longer: truncated)
+  d.sort_chunk = 0               # length bucketing: sort runs of this many batches (0: off)
+  d.trim_multiple = 0            # cut batches to their longest sentence, rounded up to this
   d.min_count = 1                # vocabulary: words seen at least this often in train
   d.max_vocab = 0                # vocabulary: at most this many entries (0: no limit)
   d.oracle_path = ''             # SeqGAN oracle weights (.npz); '' = random N(0,1) oracle
@@ -65,6 +67,32 @@ def base_config() -> ml_collections.ConfigDict:
   s.temperature = 1.0            # softmax temperature
   s.top_k = 0                    # sample among the k most likely tokens (0: all)
   s.greedy = False               # argmax decoding
+
+  # Autoencoders (ae, dae, vae): the encoder, the latent and the dae's input noise.
+  # Encoder and decoder use config.model's emb_dim / hidden_size; config.model.dropout
+  # applies to the decoder only (as in He et al. 2019).
+  c.ae = a = ml_collections.ConfigDict()
+  a.latent_dim = 32              # size of z (deterministic code for ae/dae, Gaussian for vae)
+  a.bidirectional = False        # bi-LSTM encoder (summary = both directions' last states)
+  a.mask_prob = 0.0              # dae: probability of replacing a word with <mask>
+  a.drop_prob = 0.0              # dae: probability of deleting a word
+  a.shuffle_k = 0                # dae: local shuffle, no word moves more than k places (0: off)
+
+  # VAE objective and evaluation (algorithm 'vae').
+  c.vae = v = ml_collections.ConfigDict()
+  v.beta = 1.0                   # KL weight once annealing is over (beta-VAE; 1: the ELBO)
+  v.kl_schedule = 'constant'     # 'constant', 'linear', 'logistic' (Bowman), 'cyclical' (Fu)
+  v.kl_start = 0.0               # 'linear': weight at step 0 (He et al. 2019: 0.1)
+  v.kl_warmup_steps = 10_000     # 'linear': steps to reach beta
+  v.logistic_k = 0.0025          # 'logistic': slope k of 1 / (1 + exp(-k (step - x0)))
+  v.logistic_x0 = 2500           # 'logistic': step x0 where the weight is beta / 2
+  v.num_cycles = 4               # 'cyclical': number of cycles M over num_train_steps
+  v.cycle_ratio = 0.5            # 'cyclical': fraction R of each cycle spent rising
+  v.word_dropout = 0.0           # prob. of replacing a decoder INPUT word by <unk> (train only)
+  v.free_bits = 0.0              # per-dimension KL floor lambda in nats (0: off; Li et al. 2019)
+  v.encoder_init = ''            # workdir of a trained 'ae' run: start from its encoder
+  v.iw_samples = 500             # eval: importance samples of the IW-NLL (0: skip it)
+  v.iw_chunk = 50                # eval: samples scored per step (memory ~ chunk x eval batch)
 
   # Filled in at start-up from the data (vocabulary size, special ids); not for users.
   c.vocab = ml_collections.ConfigDict(

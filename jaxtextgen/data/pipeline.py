@@ -75,27 +75,59 @@ def tokenize(texts: list[str], labels: np.ndarray | None, vocab: Vocab, max_len:
 
 
 def train_dataset(split: TokenizedSplit, *, batch_size: int, seed: int,
-                  process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
-  """Infinite, random-access dataset of this process's share of each global batch.
+                  process_index: int = 0, process_count: int = 1, sort_chunk: int = 0,
+                  trim_multiple: int = 0) -> grain.MapDataset:
+  """Infinite, random-access dataset of this process's rows of each global batch.
 
-  Item s is the batch of step s: examples are reshuffled every epoch (grain
-  derives a new permutation per repetition from `seed`), the stream is dealt
-  round-robin to processes, and each process batches batch_size // process_count.
+  Item s is the batch of step s, a pure function of (seed, s): examples are
+  reshuffled every epoch (grain derives a new permutation per repetition from
+  `seed`); every process computes the same global batch of indices and gathers
+  only its own batch_size // process_count rows.
+
+  Args:
+    sort_chunk: if > 1, length bucketing: each run of sort_chunk global batches
+      is sorted by sentence length, cut into batches of similar lengths, and
+      these are visited in a seeded random order (less padding, same examples).
+    trim_multiple: if > 0, each batch is cut to its longest sentence rounded up
+      to this multiple (few distinct shapes, so few compilations), capped at
+      the split's max_len.
   """
   if batch_size % process_count:
     raise ValueError(f'config.batch_size={batch_size} does not divide across '
                      f'{process_count} processes; use a multiple of {process_count}.')
-  local = batch_size // process_count
   if len(split) < batch_size:
     raise ValueError(f'the training split has {len(split)} examples, fewer than one batch '
                      f'(config.batch_size={batch_size}); lower the batch size.')
-  ds = grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat(None)
-  ds = ds[process_index::process_count].batch(local, drop_remainder=True)
-  return ds.map(split.gather)
+  local = batch_size // process_count
+  rows = slice(process_index * local, (process_index + 1) * local)
+  chunk = max(sort_chunk, 1)
+  stream = grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat(None)
+  chunks = stream.batch(batch_size * chunk, drop_remainder=True)
+  lengths = split.mask.sum(axis=1).astype(np.int64)
+  max_len = split.tokens.shape[1]
+
+  def batch_at(step: int) -> Batch:
+    c, j = divmod(step, chunk)
+    idx = chunks[c]
+    if chunk > 1:
+      groups = idx[np.argsort(lengths[idx], kind='stable')].reshape(chunk, batch_size)
+      idx = groups[np.random.default_rng([seed, c]).permutation(chunk)[j]]
+    batch = split.gather(idx[rows])
+    if trim_multiple:
+      longest = int(lengths[idx].max())  # over the GLOBAL batch: equal shapes on all processes
+      keep = min(max_len, -(-max(longest, 1) // trim_multiple) * trim_multiple)
+      batch = {k: v[:, :keep] if v.ndim == 2 else v for k, v in batch.items()}
+    return batch
+
+  return grain.MapDataset.range(_INFINITE).map(batch_at)
+
+
+_INFINITE = 2**62
 
 
 def train_iterator(split: TokenizedSplit, *, start_step: int = 0, **kwargs) -> Iterator[Batch]:
-  """Batches from step `start_step` on, prefetched in a background thread."""
+  """Batches from step `start_step` on (see `train_dataset` for the keyword
+  arguments), prefetched in a background thread."""
   ds = train_dataset(split, **kwargs)[start_step:]
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)))
 

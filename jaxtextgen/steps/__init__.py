@@ -10,7 +10,7 @@
 import importlib
 import types
 
-ALGORITHMS = ('lm',)
+ALGORITHMS = ('lm', 'ae', 'dae', 'vae')
 
 
 def get(name: str) -> types.ModuleType:

@@ -147,31 +147,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_fn = parallel.jit_step(run.algo.train_step, run.mesh, config=cfg)
   batches = pipeline.train_iterator(
       run.data.train, start_step=start, batch_size=cfg.batch_size, seed=cfg.seed,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      sort_chunk=cfg.data.sort_chunk, trim_multiple=cfg.data.trim_multiple)
   logging.info('%s on %d device(s): steps %d -> %d, global batch %d, %d train sentences',
                cfg.algorithm, run.mesh.size, start, total, cfg.batch_size, len(run.data.train))
   stop = _StopFlag()
   metrics, eval_metrics = None, {}
-  t0, last_t, last_step = time.time(), time.time(), start
+  t0, last_t, last_step, tokens = time.time(), time.time(), start, 0.0
   try:
     for step in range(start, total):
-      state, metrics = train_fn(state, parallel.to_global(next(batches), run.mesh), run.train_rng)
+      batch = next(batches)
+      tokens += float(batch['mask'].sum()) * jax.process_count()  # host numpy: no device sync
+      state, metrics = train_fn(state, parallel.to_global(batch, run.mesh), run.train_rng)
       done = step + 1
       if done % cfg.log_every == 0 or done == total:
         m = jax.device_get(metrics)  # the only host sync of the loop
         now = time.time()
         rate = (done - last_step) / max(now - last_t, 1e-9)
-        tokens_per_s = float(m.get('tokens', 0)) * rate
+        tokens_per_s = tokens / max(now - last_t, 1e-9)
         writer.write(done, {**m, 'steps_per_s': rate, 'tokens_per_s': tokens_per_s})
         eta = (total - done) / max(rate, 1e-9)
         logging.info('step %d/%d  loss %.4f  %.1f steps/s  %.0f tokens/s  ETA %s', done, total,
                      float(m.get('loss', math.nan)), rate, tokens_per_s, _hms(eta))
-        last_t, last_step = now, done
+        last_t, last_step, tokens = now, done, 0.0
       if cfg.eval_every and done % cfg.eval_every == 0 and done != total:
         eval_metrics = run.evaluate(state, done)
         writer.write(done, eval_metrics, prefix='eval/')
         logging.info('eval at step %d: %s', done, _fmt(eval_metrics))
-        last_t = time.time()  # steps/s measures training only
+        last_t, last_step, tokens = time.time(), done, 0.0  # rates measure training only
       if done % cfg.checkpoint_every == 0 or done == total or stop.requested:
         run.checkpointer.save(done, state)
       if stop.requested:

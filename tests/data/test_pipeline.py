@@ -138,3 +138,31 @@ def test_build_data_oracle_is_seeded():
   assert a.train.mask.min() == 1 and len(a.vocab) == 30 and a.spec['bos_id'] == 0
   np.testing.assert_array_equal(a.train.tokens, b.train.tokens)
   assert not np.array_equal(a.train.tokens[:8], a.eval.tokens)
+
+
+def test_length_bucketing_keeps_examples_and_trims_padding():
+  split, _, _ = _split(n=40, max_len=6)
+  plain = pipeline.train_dataset(split, batch_size=4, seed=0)
+  bucketed = pipeline.train_dataset(split, batch_size=4, seed=0, sort_chunk=5, trim_multiple=2)
+  rows = lambda ds, steps: sorted(tuple(r[r > 0]) for s in steps for r in ds[s]['tokens'])
+  # The same examples per chunk of 5 batches, just regrouped.
+  assert rows(plain, range(5)) == rows(bucketed, range(5))
+  assert rows(plain, range(5, 10)) == rows(bucketed, range(5, 10))
+  for s in range(10):
+    b = bucketed[s]
+    n = b['mask'].sum(1)
+    assert b['tokens'].shape[1] == min(6, -(-int(n.max()) // 2) * 2)  # trimmed to a multiple
+    assert n.max() - n.min() <= 2  # lengths 2..6, grouped
+    np.testing.assert_array_equal(bucketed[s]['tokens'], b['tokens'])  # random access is pure
+  padded = lambda ds: sum(ds[s]['mask'].size - ds[s]['mask'].sum() for s in range(10))
+  assert padded(bucketed) < padded(plain) / 2
+
+
+def test_bucketed_processes_share_one_shape():
+  split, _, _ = _split(n=40, max_len=6)
+  kw = dict(batch_size=8, seed=0, sort_chunk=3, trim_multiple=1, process_count=2)
+  one = pipeline.train_dataset(split, batch_size=8, seed=0, sort_chunk=3, trim_multiple=1)
+  for s in range(6):
+    a, b = (pipeline.train_dataset(split, process_index=p, **kw)[s] for p in range(2))
+    assert a['tokens'].shape == b['tokens'].shape == (4, one[s]['tokens'].shape[1])
+    np.testing.assert_array_equal(np.concatenate([a['tokens'], b['tokens']]), one[s]['tokens'])

@@ -1,0 +1,281 @@
+"""What `ae`, `dae` and `vae` share: one encoder-decoder and everything around it.
+
+Not an algorithm itself. The model is a `LatentEncoder` (players['encoder'])
+and the shared `LSTMDecoder` conditioned on z through its initial state and
+every input step (players['decoder']); two players, each with its own
+optimizer, so that a VAE can reset or freeze one of them (Li et al. 2019's
+pretrained encoder, He et al. 2019's encoder-only updates).
+
+Losses are per sentence (sums over tokens, mean over sentences), the
+normalisation of the VAE literature, so an `ae` trained here pretrains a `vae`
+on the same scale. Random draws that touch the data (z noise, corruption, word
+dropout) are made for the GLOBAL batch and sliced per device, so pmap, sharded
+jit and one device give the same step.
+
+Public helpers that the trainer's sample mode calls (all pure, jittable):
+`encode_sentences`, `reconstruct`, `homotopy`, `sample_latent`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jaxtextgen.metrics import device_bleu
+from jaxtextgen.models.latent import LatentEncoder
+from jaxtextgen.models.lstm import LSTMDecoder
+from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.objectives.sequence import token_nll
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
+                                     shift_right)
+from jaxtextgen.steps.lm import make_decoder as make_lm_decoder
+
+PLAYERS = ('encoder', 'decoder')
+
+
+# --- model and state -----------------------------------------------------------------------------
+
+def make_encoder(config, *, variational: bool) -> LatentEncoder:
+  """The encoder as configured by config.model and config.ae."""
+  return LatentEncoder(vocab_size=config.vocab.size, emb_dim=config.model.emb_dim,
+                       hidden_size=config.model.hidden_size, latent_dim=config.ae.latent_dim,
+                       bidirectional=config.ae.bidirectional, variational=variational,
+                       dtype=compute_dtype(config))
+
+
+def make_decoder(config) -> LSTMDecoder:
+  """The lm decoder, with z to the initial state and to every input (He et al. 2019)."""
+  return make_lm_decoder(config, cond_to_state=True, cond_to_input=True)
+
+
+def is_variational(encoder_params) -> bool:
+  return 'logvar' in encoder_params
+
+
+def init(rng: jax.Array, config, sample_batch, *, variational: bool) -> TrainState:
+  """Encoder and decoder params and one optimizer each; `sample_batch` fixes shapes."""
+  k_enc, k_dec = jax.random.split(rng)
+  tokens, mask = jnp.asarray(sample_batch['tokens']), jnp.asarray(sample_batch['mask'])
+  enc = make_encoder(config, variational=variational).init(k_enc, tokens, mask)['params']
+  z = jnp.zeros((tokens.shape[0], config.ae.latent_dim), jnp.float32)
+  dec = make_decoder(config).init(k_dec, shift_right(tokens, config.vocab.bos_id), z)['params']
+  tx = {p: make_optimizer(config.optimizer, config.num_train_steps) for p in PLAYERS}
+  return TrainState.create({'encoder': enc, 'decoder': dec}, tx)
+
+
+def apply_gradients(state: TrainState, grads: dict) -> TrainState:
+  """One update of every player in `grads`, then step + 1."""
+  for player, g in grads.items():
+    state = state.apply_gradients(player, g)
+  return state.replace(step=state.step + 1)
+
+
+def load_encoder(workdir: str) -> dict:
+  """Encoder params (numpy) of the latest checkpoint of an `ae`/`dae` run in `workdir`.
+
+  Safe to call while `init` is being traced by jit: the arrays are read
+  eagerly and become constants of the traced init.
+  """
+  directory = f'{workdir.rstrip("/")}/checkpoints'
+  with jax.ensure_compile_time_eval():
+    try:
+      with ocp.CheckpointManager(directory) as manager:
+        step = manager.latest_step()
+        if step is None:
+          raise FileNotFoundError(f'no checkpoint in {directory}')
+        params = manager.restore(step, args=ocp.args.StandardRestore())['params']
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f'config.vae.encoder_init={workdir!r}: {e}; train an ae there '
+                              'first (configs/ae_ptb.py).') from e
+  enc = params.get('encoder', {}) if isinstance(params, dict) else {}
+  if 'lstm' not in enc or 'mean' not in enc:
+    raise ValueError(f'config.vae.encoder_init={workdir!r} holds no autoencoder encoder; '
+                     "point it at the workdir of an 'ae' or 'dae' run.")
+  return jax.tree.map(np.asarray, {'lstm': enc['lstm'], 'mean': enc['mean']})
+
+
+def with_pretrained_encoder(params: dict, pretrained: dict, source: str) -> dict:
+  """`params` (an encoder's) with 'lstm' and 'mean' replaced by `pretrained`'s; the
+  log-variance head keeps its fresh init. Shapes must match (same vocabulary,
+  sizes and latent_dim as the ae run)."""
+  fresh = {k: params[k] for k in pretrained}
+  mismatch = [(jax.tree_util.keystr(path), np.shape(a), np.shape(b)) for (path, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(fresh), jax.tree.leaves(pretrained))
+              if np.shape(a) != np.shape(b)]
+  if jax.tree.structure(fresh) != jax.tree.structure(pretrained) or mismatch:
+    raise ValueError(f'the encoder in {source} does not fit this model {mismatch[:3]}: train '
+                     'the ae with the same corpus, vocabulary, model sizes and ae.latent_dim.')
+  return {**params, **jax.tree.map(jnp.asarray, pretrained)}
+
+
+# --- forward pieces --------------------------------------------------------------------------------
+
+def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config):
+  """(mean [batch, Z], logvar [batch, Z] or None for a deterministic encoder)."""
+  encoder = make_encoder(config, variational=is_variational(encoder_params))
+  return encoder.apply({'params': encoder_params}, tokens, mask)
+
+
+def sentence_nll(decoder_params, z: jax.Array, inputs: jax.Array, targets: jax.Array,
+                 mask: jax.Array, *, config, train: bool = False, rng=None) -> jax.Array:
+  """-log p(x|z) of each sentence: z [batch, Z], inputs / targets int32 [batch, T]
+  (inputs: targets shifted right, maybe with word dropout), mask [batch, T] -> [batch]."""
+  rngs = {'dropout': rng} if train else {}
+  logits = make_decoder(config).apply({'params': decoder_params}, inputs, z, train=train,
+                                      rngs=rngs)
+  return jnp.where(mask > 0, token_nll(logits, targets), 0.0).sum(axis=-1)
+
+
+def global_noise(rng: jax.Array, draw: Callable, shape: tuple, axis_name: str | None):
+  """`draw(rng, shape)` for this device's rows of the global batch.
+
+  Under pmap every device draws the global batch's noise ([devices * batch, ...])
+  and keeps its own slice, so each row gets the noise it gets on one device."""
+  if axis_name is None:
+    return draw(rng, shape)
+  n = jax.lax.axis_size(axis_name)
+  full = draw(rng, (n * shape[0],) + tuple(shape[1:]))
+  return jax.lax.dynamic_slice_in_dim(full, jax.lax.axis_index(axis_name) * shape[0], shape[0])
+
+
+def dropout_key(rng: jax.Array, axis_name: str | None) -> jax.Array:
+  """Key of flax dropout inside the decoder: different masks on different shards."""
+  return rng if axis_name is None else jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+
+
+# --- the ae / dae step -----------------------------------------------------------------------------
+
+def reconstruction_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None,
+                        corrupt: Callable | None = None):
+  """One step of a deterministic autoencoder on -log p(x | z = enc(corrupt(x))) per sentence.
+
+  Args:
+    corrupt: optional (key, tokens, mask, axis_name) -> (tokens, mask), the
+      encoder's input noise (dae); the decoder's target is always the clean x.
+
+  Returns:
+    (state, {'loss': mean NLL per sentence, 'tokens': target tokens}).
+  """
+  rng = jax.random.fold_in(rng, state.step)
+  k_noise, k_drop = jax.random.split(rng)
+  tokens, mask = batch['tokens'], batch['mask']
+  sentences = global_sum(batch['weight'].sum(), axis_name)
+  enc_tokens, enc_mask = (tokens, mask) if corrupt is None else corrupt(k_noise, tokens, mask,
+                                                                        axis_name)
+  inputs = shift_right(tokens, config.vocab.bos_id)
+
+  def loss_fn(params):
+    z, _ = encode(params['encoder'], enc_tokens, enc_mask, config=config)
+    nll = sentence_nll(params['decoder'], z, inputs, tokens, mask, config=config, train=True,
+                       rng=dropout_key(k_drop, axis_name))
+    return nll.sum() / sentences
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  grads, loss = global_sum((grads, loss), axis_name)
+  return apply_gradients(state, grads), {'loss': loss,
+                                         'tokens': global_sum(mask.sum(), axis_name)}
+
+
+# --- evaluation pieces -----------------------------------------------------------------------------
+
+def reconstruction_sums(state: TrainState, batch, *, config, enc_tokens=None,
+                        enc_mask=None) -> dict:
+  """Sums over a batch for a deterministic reconstruction from the posterior mean
+  of (enc_tokens, enc_mask) (default: the clean batch) back to the clean batch:
+  'rec_nll_sum' (-log p(x | z = mean)), and the corpus-BLEU statistics of the
+  greedy reconstructions (`metrics.device_bleu`)."""
+  tokens, mask = batch['tokens'], batch['mask']
+  enc_tokens = tokens if enc_tokens is None else enc_tokens
+  enc_mask = mask if enc_mask is None else enc_mask
+  mean, _ = encode(state.params['encoder'], enc_tokens, enc_mask, config=config)
+  nll = sentence_nll(state.params['decoder'], mean, shift_right(tokens, config.vocab.bos_id),
+                     tokens, mask, config=config)
+  return {'rec_nll_sum': nll.sum(), **greedy_bleu_sums(state, mean, batch, config=config)}
+
+
+def greedy_bleu_sums(state: TrainState, z: jax.Array, batch, *, config) -> dict:
+  """BLEU statistics of greedy decodes from z [batch, Z] against the batch's
+  sentences (EOS excluded from both). Decodes are at most the batch's T tokens."""
+  tokens, mask = batch['tokens'], batch['mask']
+  out = decode_greedy(state, z, tokens.shape[1], config=config)
+  eos = config.vocab.eos_id
+  ref_len = (mask > 0).sum(-1) - (eos >= 0) * (mask > 0).any(-1)
+  hyp_len = (out.mask > 0).sum(-1) - ((out.tokens == eos) & (out.mask > 0)).sum(-1)
+  hyp_len = jnp.where(batch['weight'] > 0, hyp_len, 0)
+  return device_bleu.bleu_stats(out.tokens, hyp_len, tokens, ref_len)
+
+
+def finalize_reconstruction(sums: dict, prefix: str = '') -> dict:
+  """Per-sentence and per-token reconstruction NLL, its perplexity, and BLEU, from
+  `reconstruction_sums` summed over the split (keys prefixed by `prefix`)."""
+  p = prefix
+  rec = sums[f'{p}rec_nll_sum']
+  bleu = {k[len(p):]: v for k, v in sums.items() if k.startswith(f'{p}bleu_')}
+  return {f'{p}rec_nll': rec / sums['sentences'], f'{p}rec_nll_per_token': rec / sums['tokens'],
+          f'{p}rec_ppl': float(np.exp(rec / sums['tokens'])),
+          f'{p}bleu': device_bleu.corpus_bleu(bleu)}
+
+
+def vector_sums(name: str, x: jax.Array) -> dict:
+  """[Z] -> {'name/000': x[0], ...}: per-dimension sums as scalars, because the
+  trainer adds up and converts eval sums leaf by leaf as floats."""
+  return {f'{name}/{j:03d}': x[j] for j in range(x.shape[0])}
+
+
+def gather_vector(sums: dict, name: str) -> np.ndarray:
+  """Inverse of `vector_sums`: float64 [Z]."""
+  keys = sorted(k for k in sums if k.startswith(f'{name}/'))
+  return np.array([sums[k] for k in keys], np.float64)
+
+
+# --- decoding from codes: reconstructions, homotopies, prior samples -------------------------------
+
+def decode_greedy(state: TrainState, z: jax.Array, length: int, *, config):
+  """Argmax decoding from codes z [n, Z]: a `sampler.Samples` of [n, length]."""
+  v = config.vocab
+  return sample_tokens(make_decoder(config), {'params': state.params['decoder']},
+                       jax.random.key(0), batch=z.shape[0], length=length, bos_id=v.bos_id,
+                       eos_id=v.eos_id, pad_id=v.pad_id, greedy=True, cond=z)
+
+
+def encode_sentences(state: TrainState, tokens: jax.Array, mask: jax.Array, *, config):
+  """Posterior means (or ae codes) of sentences: tokens / mask [n, T] -> float32 [n, Z]
+  (e.g. for a 2-D projection of the latent space coloured by label)."""
+  return encode(state.params['encoder'], tokens, mask, config=config)[0]
+
+
+def reconstruct(state: TrainState, tokens: jax.Array, mask: jax.Array, *, config,
+                length: int | None = None) -> jax.Array:
+  """Greedy decodes from the posterior mean of each sentence: int32 [n, length]
+  (default length: config.data.max_len), PAD after EOS."""
+  z = encode_sentences(state, tokens, mask, config=config)
+  return decode_greedy(state, z, length or config.data.max_len, config=config).tokens
+
+
+def homotopy(state: TrainState, tokens: jax.Array, mask: jax.Array, num_steps: int, *, config,
+             length: int | None = None) -> jax.Array:
+  """Greedy decodes along the line between two sentences' posterior means
+  (Bowman et al. 2016, Table 3): tokens / mask [2, T] -> int32 [num_steps, length],
+  row i decoded from z = (1 - t_i) z_a + t_i z_b with t_i = i / (num_steps - 1)."""
+  z = encode_sentences(state, tokens, mask, config=config)
+  t = jnp.linspace(0.0, 1.0, num_steps)[:, None]
+  path = (1.0 - t) * z[0] + t * z[1]
+  return decode_greedy(state, path, length or config.data.max_len, config=config).tokens
+
+
+def sample_latent(state: TrainState, rng: jax.Array, num: int, *, config,
+                  z: jax.Array | None = None) -> jax.Array:
+  """Sentences decoded from z ~ N(0, I) [num, Z] (or the given z) with config.sample's
+  temperature / top_k / greedy: int32 [num, config.data.max_len], PAD after EOS."""
+  k_z, k_tok = jax.random.split(rng)
+  if z is None:
+    z = jax.random.normal(k_z, (num, config.ae.latent_dim))
+  s, v = config.sample, config.vocab
+  return sample_tokens(make_decoder(config), {'params': state.params['decoder']}, k_tok,
+                       batch=num, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+                       pad_id=v.pad_id, temperature=s.temperature, top_k=s.top_k,
+                       greedy=s.greedy, cond=z).tokens
