@@ -45,10 +45,10 @@ def get_config(preset: str = ''):
   c.eval_batch_size = 32
   c.vae.iw_samples = 500
   c.vae.iw_chunk = 25
-  presets = [p for p in preset.split(',') if p] or ['anneal']
+  presets = [p for p in preset.split(',') if p]
   if not set(presets) & {'anneal', 'vanilla', 'logistic', 'cyclical', 'pretrain_fb'}:
-    presets.append('anneal')
-  for p in presets:
+    presets.insert(0, 'anneal')
+  for p in sorted(presets, key=lambda p: p == 'smoke'):  # smoke shrinks last
     if p == 'anneal':
       c.vae.kl_schedule = 'linear'
       c.vae.kl_start = 0.1

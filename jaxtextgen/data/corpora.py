@@ -119,7 +119,7 @@ def _plan(corpus: str, corpus_dir: str, download: bool) -> dict[str, list[tuple[
   if not plan:
     expected = ('{split}.txt files, e.g. train.txt, valid.txt, test.txt' if corpus == 'text_lines'
                 else ', '.join(n for entries in files.values() for n, _ in entries))
-    hint = ' (or pass download=True)' if spec.urls and not download else ''
+    hint = ' (or set --config.data.download=True)' if spec.urls and not download else ''
     raise FileNotFoundError(
         f'{corpus} corpus directory {corpus_dir!r} holds none of the expected files: '
         f'{expected}{hint}')

@@ -136,7 +136,7 @@ def oracle_sample(params: OracleParams, rng: jax.Array, num: int, length: int = 
     Step t draws with the library's exact `categorical(fold_in(rng, t), logits)` (see
     jaxtextgen.models.sampler); `rng` is either key type.
     `num` and `length` are static (one compile per pair). Peak memory is a few [num, vocab]
-    float32 buffers (200 MB each at 10k x 5k) for the logits and Gumbel noise of one step.
+    float32 buffers (200 MB each at 10k x 5k) for the logits of one step.
     """
     w, u, b = _gate_weights(params)
     # Every step's input is some embedding row, so project the whole table once: [V, 4H]; the
