@@ -12,68 +12,68 @@ import jax.numpy as jnp
 
 
 def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """Negative log-likelihood of each target token.
+  """Negative log-likelihood of each target token.
 
-    ``nll[b, t] = -log softmax(logits[b, t])[targets[b, t]]``, computed with
-    ``log_softmax`` and a gather, so no ``[batch, time, vocab]`` one-hot is
-    materialised. Targets outside ``[0, vocab)`` (e.g. a ``-1`` padding id)
-    give an unspecified value; mask them out with ``masked_sum``.
+  ``nll[b, t] = -log softmax(logits[b, t])[targets[b, t]]``, computed with
+  ``log_softmax`` and a gather, so no ``[batch, time, vocab]`` one-hot is
+  materialised. Targets outside ``[0, vocab)`` (e.g. a ``-1`` padding id)
+  give an unspecified value; mask them out with ``masked_sum``.
 
-    Args:
-        logits: ``[batch, time, vocab]`` (any leading shape) model logits.
-        targets: ``[batch, time]`` integer token ids.
+  Args:
+      logits: ``[batch, time, vocab]`` (any leading shape) model logits.
+      targets: ``[batch, time]`` integer token ids.
 
-    Returns:
-        ``[batch, time]`` per-token negative log-likelihoods (in nats).
+  Returns:
+      ``[batch, time]`` per-token negative log-likelihoods (in nats).
 
-    References:
-        Standard maximum-likelihood ("teacher forcing") training; e.g.
-        Williams & Zipser, Neural Computation 1(2), 1989.
-    """
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)
-    return -picked[..., 0]
+  References:
+      Standard maximum-likelihood ("teacher forcing") training; e.g.
+      Williams & Zipser, Neural Computation 1(2), 1989.
+  """
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)
+  return -picked[..., 0]
 
 
 def masked_sum(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Sum of ``x * mask`` over all elements, with masked entries fully inert.
+  """Sum of ``x * mask`` over all elements, with masked entries fully inert.
 
-    ``sum_i mask_i * x_i`` where entries with ``mask_i == 0`` are *selected
-    away* rather than multiplied by zero, so a ``nan`` or ``inf`` there (an
-    out-of-range padding target, say) neither leaks into the value nor yields
-    a ``nan`` gradient. A boolean mask counts each valid entry once; a float
-    mask also acts as a per-entry weight.
+  ``sum_i mask_i * x_i`` where entries with ``mask_i == 0`` are *selected
+  away* rather than multiplied by zero, so a ``nan`` or ``inf`` there (an
+  out-of-range padding target, say) neither leaks into the value nor yields
+  a ``nan`` gradient. A boolean mask counts each valid entry once; a float
+  mask also acts as a per-entry weight.
 
-    Args:
-        x: ``[batch, time]`` (any shape) values.
-        mask: same shape as ``x`` (or broadcastable), bool or float.
+  Args:
+      x: ``[batch, time]`` (any shape) values.
+      mask: same shape as ``x`` (or broadcastable), bool or float.
 
-    Returns:
-        Scalar sum.
-    """
-    mask = jnp.broadcast_to(mask, x.shape)
-    return jnp.sum(jnp.where(mask != 0, x, 0) * mask)
+  Returns:
+      Scalar sum.
+  """
+  mask = jnp.broadcast_to(mask, x.shape)
+  return jnp.sum(jnp.where(mask != 0, x, 0) * mask)
 
 
 def sequence_cross_entropy(logits: jax.Array, targets: jax.Array,
                            mask: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """Summed token NLL and number of counted tokens for a padded batch.
+  """Summed token NLL and number of counted tokens for a padded batch.
 
-    ``nll_sum = sum_{b,t} mask[b,t] * token_nll(logits, targets)[b,t]`` and
-    ``token_count = sum_{b,t} mask[b,t]``. The per-token mean is
-    ``nll_sum / token_count``; across devices use
-    ``psum(nll_sum) / psum(token_count)``, which weights every real token
-    equally regardless of how padding is spread over devices. Positions with
-    ``mask == 0`` contribute neither value nor gradient.
+  ``nll_sum = sum_{b,t} mask[b,t] * token_nll(logits, targets)[b,t]`` and
+  ``token_count = sum_{b,t} mask[b,t]``. The per-token mean is
+  ``nll_sum / token_count``; across devices use
+  ``psum(nll_sum) / psum(token_count)``, which weights every real token
+  equally regardless of how padding is spread over devices. Positions with
+  ``mask == 0`` contribute neither value nor gradient.
 
-    Args:
-        logits: ``[batch, time, vocab]`` model logits.
-        targets: ``[batch, time]`` integer token ids (any value where masked).
-        mask: ``[batch, time]`` 1/True for real tokens, 0/False for padding.
+  Args:
+      logits: ``[batch, time, vocab]`` model logits.
+      targets: ``[batch, time]`` integer token ids (any value where masked).
+      mask: ``[batch, time]`` 1/True for real tokens, 0/False for padding.
 
-    Returns:
-        ``(nll_sum, token_count)``, two float scalars.
-    """
-    nll = token_nll(logits, targets)
-    token_count = jnp.sum(jnp.asarray(mask, nll.dtype))
-    return masked_sum(nll, mask), token_count
+  Returns:
+      ``(nll_sum, token_count)``, two float scalars.
+  """
+  nll = token_nll(logits, targets)
+  token_count = jnp.sum(jnp.asarray(mask, nll.dtype))
+  return masked_sum(nll, mask), token_count
