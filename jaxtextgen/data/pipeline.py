@@ -183,12 +183,12 @@ def _oracle_data(cfg) -> Data:
   return Data(vocab, train, held_out, params)
 
 
-def build_data(config, vocab_path: str | None = None) -> Data:
+def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True) -> Data:
   """Loads and tokenises the corpus named by config.data.
 
   The vocabulary comes from `vocab_path` when that file exists (a resumed run
   must keep its ids) and is otherwise built from the training split only and,
-  if `vocab_path` is given, saved there.
+  if `vocab_path` is given and `save_vocab` (process 0 only), saved there.
   """
   cfg = config.data
   if cfg.corpus == 'oracle':
@@ -210,6 +210,6 @@ def build_data(config, vocab_path: str | None = None) -> Data:
       eval_len = max(cfg.max_len, 1 + max(len(t.split()) for t in eval_raw.texts))
       held_out = tokenize(eval_raw.texts, eval_raw.labels, vocab, eval_len, name=cfg.eval_split)
     data = Data(vocab, train, held_out)
-  if vocab_path and not os.path.exists(vocab_path):
+  if vocab_path and save_vocab and not os.path.exists(vocab_path):
     data.vocab.save(vocab_path)
   return data

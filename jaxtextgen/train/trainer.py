@@ -41,8 +41,8 @@ class Run:
     self.mesh = parallel.make_mesh()
     parallel.check_divisible(config.batch_size, self.mesh)
     parallel.check_divisible(config.eval_batch_size, self.mesh, 'config.eval_batch_size')
-    self.data = pipeline.build_data(
-        config, vocab_path=os.path.join(workdir, 'vocab.json') if self.is_chief else None)
+    self.data = pipeline.build_data(config, os.path.join(workdir, 'vocab.json'),
+                                    save_vocab=self.is_chief)
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.vocab.update(self.data.spec)
@@ -109,7 +109,7 @@ class Run:
       from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
       samples = self.algo.sample(state, jax.random.fold_in(rng, 1), cfg.eval.num_samples,
                                  config=cfg)
-      metrics['nll_oracle'] = oracle.nll_oracle(self.data.oracle_params, samples)
+      metrics['nll_oracle'] = oracle.nll_oracle(self.data.oracle_params, _to_host(samples))
     return {k: float(v) for k, v in metrics.items()}
 
   def write_eval(self, step: int, metrics: dict) -> str:
@@ -211,11 +211,19 @@ def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]
   num = num or run.config.sample.num
   tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
                            config=run.config)
-  texts = [run.data.vocab.decode(t) for t in np.asarray(jax.device_get(tokens))]
+  texts = [run.data.vocab.decode(t) for t in _to_host(tokens)]
   if run.is_chief:
     with open(os.path.join(workdir, f'samples_{step}.txt'), 'w', encoding='utf-8') as f:
       f.write('\n'.join(texts) + '\n')
   return texts
+
+
+def _to_host(x) -> np.ndarray:
+  """A (possibly multi-host, sharded) array as one numpy array on every process."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))
 
 
 def _hms(seconds: float) -> str:
