@@ -21,20 +21,20 @@ from jaxtextgen.config import smoke
 _LM_PTB = runpy.run_path(os.path.join(os.path.dirname(__file__), 'lm_ptb.py'))
 
 
-def autoencoder_config(algorithm: str):
-  """lm_ptb's data / model / optimizer with an encoder and a 32-dim code."""
+def autoencoder_config(algorithm: str, preset: str = ''):
+  """lm_ptb's data / model / optimizer with an encoder and a 32-dim code; preset
+  '' or 'smoke'."""
   c = _LM_PTB['get_config']('')
   c.algorithm = algorithm
   c.ae.latent_dim = 32
   c.ae.bidirectional = False
   c.num_epochs = 15
-  return c
-
-
-def get_config(preset: str = ''):
-  c = autoencoder_config('ae')
   if preset == 'smoke':
     smoke(c)
   elif preset:
     raise ValueError(f"unknown preset {preset!r}: use '' or 'smoke'")
   return c
+
+
+def get_config(preset: str = ''):
+  return autoencoder_config('ae', preset)

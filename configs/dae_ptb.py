@@ -15,18 +15,12 @@ Presets: 'smoke' (seconds).
 import os
 import runpy
 
-from jaxtextgen.config import smoke
-
 _AE_PTB = runpy.run_path(os.path.join(os.path.dirname(__file__), 'ae_ptb.py'))
 
 
 def get_config(preset: str = ''):
-  c = _AE_PTB['autoencoder_config']('dae')
+  c = _AE_PTB['autoencoder_config']('dae', preset)
   c.ae.drop_prob = 0.1
   c.ae.mask_prob = 0.1
   c.ae.shuffle_k = 3
-  if preset == 'smoke':
-    smoke(c)
-  elif preset:
-    raise ValueError(f"unknown preset {preset!r}: use '' or 'smoke'")
   return c

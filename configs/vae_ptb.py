@@ -3,7 +3,7 @@ setting of texar's vae_text, Fu et al. 2019 (cyclical annealing) and Li et al. 2
 
 Data, decoder and optimizer as configs/lm_ptb.py (so the IW-NLL is comparable
 with that LM's NLL); z feeds the decoder's initial state and every input step.
-Reports valid rec_nll, kl, neg_elbo, iw_nll (500 samples), ppl, mi,
+Reports valid rec_nll, kl, neg_elbo, iw_nll (500 samples), ppl, mi_batch,
 active_units and reconstruction bleu.
 
     python launch.py --config=configs/vae_ptb.py --workdir=/tmp/vae_ptb
@@ -39,7 +39,8 @@ _STEPS_PER_EPOCH = 42_068 // 32  # PTB train sentences / batch size
 def get_config(preset: str = ''):
   c = _AE_PTB['autoencoder_config']('vae')
   c.num_epochs = 30
-  c.eval_every = 5 * _STEPS_PER_EPOCH
+  # Each eval decodes every valid sentence iw_samples times: only every 10 epochs.
+  c.eval_every = 10 * _STEPS_PER_EPOCH
   c.checkpoint_every = _STEPS_PER_EPOCH
   # Memory of the IW-NLL: eval batch x iw_chunk decoded sentences at once.
   c.eval_batch_size = 32

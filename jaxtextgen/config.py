@@ -94,6 +94,34 @@ def base_config() -> ml_collections.ConfigDict:
   v.iw_samples = 500             # eval: importance samples of the IW-NLL (0: skip it)
   v.iw_chunk = 50                # eval: samples scored per step (memory ~ chunk x eval batch)
 
+  # GAN algorithms (seqgan): the phase schedule by step, the discriminator, the rewards.
+  # The generator is config.model trained with config.optimizer.
+  c.gan = g = ml_collections.ConfigDict()
+  g.mle_steps = 0                # phase 1: generator MLE (teacher-forcing) steps
+  g.d_pretrain_steps = 0         # phase 2: discriminator steps, real batch vs fresh samples
+  g.g_steps = 1                  # then rounds of: this many generator steps ...
+  g.d_steps = 1                  # ... then this many discriminator steps (a real batch each)
+  g.mle_every = 0                # an extra MLE step after every k-th adversarial G step (0: off)
+  g.ema_decay = 0.0              # EMA of the adversarial generator, used by eval/sample (0: off)
+  g.d_kind = 'cnn'               # discriminator: 'cnn' (SeqGAN's) or 'lstm'
+  g.d_emb_dim = 64               # discriminator embedding size (SeqGAN: 64)
+  g.d_filter_sizes = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)  # cnn: filter widths (SeqGAN)
+  g.d_num_filters = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)  # cnn: per width
+  g.d_hidden_size = 64           # lstm: state size
+  g.d_dropout = 0.25             # dropout before the output layer (SeqGAN: keep_prob 0.75)
+  g.d_two_class = True           # SeqGAN's 2-way softmax output (False: one logit; same model)
+  g.d_l2 = 0.2                   # L2 weight on the output layer (SeqGAN's l2_reg_lambda)
+  g.d_optimizer = 'adam'         # discriminator optimizer: 'adam', 'rmsprop' or 'sgd'
+  g.d_learning_rate = 1e-4       # discriminator learning rate (SeqGAN: Adam 1e-4)
+  g.d_grad_clip = 0.0            # discriminator global-norm gradient clipping (0: off)
+  g.num_rollouts = 16            # seqgan: Monte-Carlo rollouts per prefix (SeqGAN: 16)
+  g.rollout_chunks = 1           # seqgan: rollouts run in this many sequential chunks (memory / k)
+  g.rollout_update_rate = 0.8    # seqgan: rollout <- rate * rollout + (1 - rate) * generator
+  g.baseline = 'none'            # seqgan: none (SeqGAN), moving_average, rollout_mean, value
+  g.baseline_decay = 0.9         # seqgan: decay of the 'moving_average' baseline
+  g.value_hidden_size = 64       # seqgan: width of the 'value' baseline's MLP
+  g.value_learning_rate = 1e-3   # seqgan: Adam learning rate of the 'value' baseline
+
   # Filled in at start-up from the data (vocabulary size, special ids); not for users.
   c.vocab = ml_collections.ConfigDict(
       dict(size=-1, bos_id=-1, eos_id=-1, pad_id=0, mask_id=-1, unk_id=-1))

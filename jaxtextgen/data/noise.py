@@ -1,11 +1,12 @@
 """Token corruptions for denoising autoencoders and word dropout, on device.
 
 Pure functions of (uniform noise, tokens, mask): they run inside a jitted
-train step, which draws the noise from the step's key. Each takes a batch of sentences laid out as the pipeline
-makes them (`tokens` int32 [batch, time], `mask` [batch, time] with 1 on the
-words and on the EOS) and corrupts only the *words*: EOS and padding never
-move, never vanish and are never replaced, so a corrupted sentence is still a
-well-formed input and the clean one stays the target.
+train step, which draws the noise from the step's key. Each takes a batch of
+sentences laid out as the pipeline makes them (`tokens` int32 [batch, time],
+`mask` [batch, time] with 1 on the words and on the EOS) and corrupts only the
+*words*: EOS and padding never move, never vanish and are never replaced, so a
+corrupted sentence is still a well-formed input and the clean one stays the
+target.
 
     u = jax.random.uniform(key, (3,) + tokens.shape)
     noisy_tokens, noisy_mask = corrupt(u, tokens, mask, mask_prob=0.1, drop_prob=0.1,

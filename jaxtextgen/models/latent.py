@@ -10,8 +10,6 @@ He et al. 2019 ("Lagging inference networks"); no second LSTM exists here.
 
 from __future__ import annotations
 
-from typing import Any
-
 import chex
 import flax.linen as nn
 import jax
@@ -21,39 +19,34 @@ from jaxtextgen.models.lstm import LSTMEncoder
 
 
 class LatentEncoder(nn.Module):
-  """Sentence -> latent code: (bi-)LSTM summary, then a linear Gaussian head.
+  """Sentence -> latent code: a sentence encoder's summary, then a linear Gaussian head.
 
   Attributes:
-    vocab_size, emb_dim, hidden_size, bidirectional: of the `LSTMEncoder`.
+    lstm: the sentence encoder, an `LSTMEncoder` (uni- or bi-directional).
     latent_dim: Z, the size of z.
     variational: also predict a log-variance (vae); without it the code is
       deterministic (ae, dae) and the parameters hold no log-variance head, so
       an ae checkpoint's 'lstm' and 'mean' initialise a vae encoder.
-    dtype: compute dtype of the LSTM; the head's outputs are float32 because
-      the KL and the importance weights are computed from them.
 
   Parameters: {'lstm': LSTMEncoder's, 'mean': Dense, 'logvar': Dense (vae only)}.
+  The head computes in the encoder's dtype and returns float32, because the KL
+  and the importance weights are computed from it.
   """
-  vocab_size: int
-  emb_dim: int = 256
-  hidden_size: int = 256
+  lstm: LSTMEncoder
   latent_dim: int = 32
-  bidirectional: bool = False
   variational: bool = True
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False):
     """tokens int32 [batch, time], mask [batch, time] ->
     (mean float32 [batch, Z], logvar float32 [batch, Z] or None when not variational)."""
-    summary = LSTMEncoder(self.vocab_size, self.emb_dim, self.hidden_size, self.bidirectional,
-                          dtype=self.dtype, name='lstm')(tokens, mask, train=train)
-    mean = nn.Dense(self.latent_dim, dtype=self.dtype, name='mean')(summary).astype(jnp.float32)
+    summary = self.lstm(tokens, mask, train=train)
+    dense = lambda name: nn.Dense(self.latent_dim, dtype=self.lstm.dtype, name=name)
+    mean = dense('mean')(summary).astype(jnp.float32)
     chex.assert_shape(mean, (tokens.shape[0], self.latent_dim))
     if not self.variational:
       return mean, None
-    logvar = nn.Dense(self.latent_dim, dtype=self.dtype, name='logvar')(summary)
-    return mean, logvar.astype(jnp.float32)
+    return mean, dense('logvar')(summary).astype(jnp.float32)
 
 
 def reparameterize(eps: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:

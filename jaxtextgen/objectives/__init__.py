@@ -1,5 +1,6 @@
-"""Training objectives: divergences, sequence likelihoods, GAN losses and
-gradient estimators through discrete tokens."""
+"""Training objectives: divergences, sequence likelihoods, GAN losses,
+gradient estimators through discrete tokens, and the latent-variable pieces
+(KL annealing, free bits, the importance-weighted bound)."""
 
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature
 from jaxtextgen.objectives.discrete import gumbel_softmax
@@ -25,6 +26,11 @@ from jaxtextgen.objectives.gan import rsgan_d_loss
 from jaxtextgen.objectives.gan import rsgan_g_loss
 from jaxtextgen.objectives.gan import wgan_critic_loss
 from jaxtextgen.objectives.gan import wgan_g_loss
+from jaxtextgen.objectives.latent import cyclical_annealing
+from jaxtextgen.objectives.latent import free_bits_kl
+from jaxtextgen.objectives.latent import iw_log_marginal
+from jaxtextgen.objectives.latent import linear_annealing
+from jaxtextgen.objectives.latent import logistic_annealing
 from jaxtextgen.objectives.sequence import masked_sum
 from jaxtextgen.objectives.sequence import sequence_cross_entropy
 from jaxtextgen.objectives.sequence import token_nll
@@ -34,17 +40,22 @@ __all__ = (
     "clip_weights",
     "clip_weights_transform",
     "cross_entropy",
+    "cyclical_annealing",
     "entropy",
+    "free_bits_kl",
     "gaussian_log_density",
     "gradient_penalty",
     "gumbel_inverse_temperature",
     "gumbel_softmax",
     "gumbel_temperature",
     "instance_noise",
+    "iw_log_marginal",
     "js_divergence",
     "kl_divergence",
     "kl_gaussian",
+    "linear_annealing",
     "linear_decay",
+    "logistic_annealing",
     "masked_sum",
     "minimax_d_loss",
     "minimax_g_loss",

@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 
 from jaxtextgen.metrics import device_bleu
 from jaxtextgen.models.latent import LatentEncoder
-from jaxtextgen.models.lstm import LSTMDecoder
+from jaxtextgen.models.lstm import LSTMDecoder, LSTMEncoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import token_nll
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
@@ -37,14 +37,14 @@ from jaxtextgen.steps.lm import make_decoder as make_lm_decoder
 PLAYERS = ('encoder', 'decoder')
 
 
-# --- model and state -----------------------------------------------------------------------------
+# --- model and state ----------------------------------------------------------------------------
 
 def make_encoder(config, *, variational: bool) -> LatentEncoder:
   """The encoder as configured by config.model and config.ae."""
-  return LatentEncoder(vocab_size=config.vocab.size, emb_dim=config.model.emb_dim,
-                       hidden_size=config.model.hidden_size, latent_dim=config.ae.latent_dim,
-                       bidirectional=config.ae.bidirectional, variational=variational,
-                       dtype=compute_dtype(config))
+  lstm = LSTMEncoder(vocab_size=config.vocab.size, emb_dim=config.model.emb_dim,
+                     hidden_size=config.model.hidden_size,
+                     bidirectional=config.ae.bidirectional, dtype=compute_dtype(config))
+  return LatentEncoder(lstm, latent_dim=config.ae.latent_dim, variational=variational)
 
 
 def make_decoder(config) -> LSTMDecoder:
@@ -100,19 +100,18 @@ def load_encoder(workdir: str) -> dict:
 
 def with_pretrained_encoder(params: dict, pretrained: dict, source: str) -> dict:
   """`params` (an encoder's) with 'lstm' and 'mean' replaced by `pretrained`'s; the
-  log-variance head keeps its fresh init. Shapes must match (same vocabulary,
-  sizes and latent_dim as the ae run)."""
-  fresh = {k: params[k] for k in pretrained}
-  mismatch = [(jax.tree_util.keystr(path), np.shape(a), np.shape(b)) for (path, a), b in zip(
-      jax.tree_util.tree_leaves_with_path(fresh), jax.tree.leaves(pretrained))
-              if np.shape(a) != np.shape(b)]
-  if jax.tree.structure(fresh) != jax.tree.structure(pretrained) or mismatch:
-    raise ValueError(f'the encoder in {source} does not fit this model {mismatch[:3]}: train '
-                     'the ae with the same corpus, vocabulary, model sizes and ae.latent_dim.')
+  log-variance head keeps its fresh init. Shapes must match: the ae must have
+  the same corpus and vocabulary settings, model sizes and ae.latent_dim."""
+  shapes = lambda tree: jax.tree.map(np.shape, tree)
+  expected = shapes({k: params[k] for k in pretrained})
+  if shapes(pretrained) != expected:
+    raise ValueError(f'the encoder in {source} does not fit this model: its parameter shapes '
+                     f'are {shapes(pretrained)}, this model needs {expected}. Train the ae '
+                     'with the same corpus, vocabulary, model sizes and ae.latent_dim.')
   return {**params, **jax.tree.map(jnp.asarray, pretrained)}
 
 
-# --- forward pieces --------------------------------------------------------------------------------
+# --- forward pieces -------------------------------------------------------------------------------
 
 def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config):
   """(mean [batch, Z], logvar [batch, Z] or None for a deterministic encoder)."""
@@ -147,7 +146,7 @@ def dropout_key(rng: jax.Array, axis_name: str | None) -> jax.Array:
   return rng if axis_name is None else jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
 
-# --- the ae / dae step -----------------------------------------------------------------------------
+# --- the ae / dae step ----------------------------------------------------------------------------
 
 def reconstruction_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None,
                         corrupt: Callable | None = None):
@@ -180,7 +179,7 @@ def reconstruction_step(state: TrainState, batch, rng: jax.Array, *, config, axi
                                          'tokens': global_sum(mask.sum(), axis_name)}
 
 
-# --- evaluation pieces -----------------------------------------------------------------------------
+# --- evaluation pieces ----------------------------------------------------------------------------
 
 def reconstruction_sums(state: TrainState, batch, *, config, enc_tokens=None,
                         enc_mask=None) -> dict:
@@ -232,7 +231,7 @@ def gather_vector(sums: dict, name: str) -> np.ndarray:
   return np.array([sums[k] for k in keys], np.float64)
 
 
-# --- decoding from codes: reconstructions, homotopies, prior samples -------------------------------
+# --- decoding from codes: reconstructions, homotopies, prior samples ------------------------------
 
 def decode_greedy(state: TrainState, z: jax.Array, length: int, *, config):
   """Argmax decoding from codes z [n, Z]: a `sampler.Samples` of [n, length]."""

@@ -26,8 +26,10 @@ Eval (`finalize_eval`; nats per sentence unless said otherwise):
              samples (He et al. 2019 use 500); skipped when iw_samples = 0
   ppl        exp(total IW-NLL / tokens), tokens counting one EOS per sentence;
              ppl_elbo is the same with -ELBO (the PPL of texar's VAE table)
-  mi         I(x; z), He et al.'s estimator with q(z) aggregated over each
-             eval batch (`metrics.latent.mutual_information`), averaged over sentences
+  mi         I(x; z) by He et al.'s estimator (`metrics.latent.mutual_information`)
+             with q(z) aggregated over the WHOLE eval split (the trainer collects
+             every sentence's posterior from `eval_step`'s 'per_example' rows);
+             at most log(number of eval sentences)
   active_units  dims with Var_x E_q[z|x] > 0.01 over the whole split
   bleu       corpus BLEU-4 of greedy decodes from the posterior means
 """
@@ -62,6 +64,12 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   the decoder starts fresh (Li et al. 2019)."""
   if config.vae.kl_schedule not in SCHEDULES:
     raise ValueError(f'config.vae.kl_schedule={config.vae.kl_schedule!r}: use one of {SCHEDULES}')
+  if config.vae.kl_schedule == 'cyclical' and config.num_train_steps <= 0:
+    raise ValueError("config.vae.kl_schedule='cyclical' spreads its cycles over "
+                     'config.num_train_steps; set it (the trainer does, from num_epochs).')
+  if config.vae.iw_samples % max(config.vae.iw_chunk, 1) or config.vae.iw_chunk < 1:
+    raise ValueError(f'config.vae.iw_samples={config.vae.iw_samples} must be a multiple of '
+                     f'config.vae.iw_chunk={config.vae.iw_chunk} (>= 1).')
   if config.vae.word_dropout and config.vocab.unk_id < 0:
     raise ValueError('config.vae.word_dropout needs an <unk> token, and this vocabulary has '
                      'none (the synthetic oracle); set config.vae.word_dropout=0.')
@@ -167,7 +175,7 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   real = weight > 0
   sums = {'sentences': weight.sum(), 'tokens': mask.sum(), 'rec_nll_sum': rec.sum(),
           'kl_sum': jnp.where(real, kl_gaussian(mean, logvar).sum(-1), 0.0).sum(),
-          'mi_sum': latent_metrics.mutual_information(mean, logvar, z, weight) * weight.sum(),
+          'per_example': {'mean': mean, 'logvar': logvar, 'z': z},
           **autoencoding.vector_sums('mu_sum', (mean * weight[:, None]).sum(0)),
           **autoencoding.vector_sums('mu_sq_sum', (mean ** 2 * weight[:, None]).sum(0)),
           **autoencoding.greedy_bleu_sums(state, mean, batch, config=config)}
@@ -177,12 +185,22 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   return sums
 
 
+def _split_mutual_information(rows: dict | None) -> float:
+  """He et al.'s MI estimate with q(z) aggregated over the WHOLE eval split (the
+  trainer collects `eval_step`'s per-example rows); nan when called on sums alone."""
+  if rows is None:
+    return float('nan')
+  return float(latent_metrics.mutual_information(
+      jnp.asarray(rows['mean']), jnp.asarray(rows['logvar']), jnp.asarray(rows['z'])))
+
+
 def finalize_eval(sums: dict) -> dict:
   """The metrics of the module docstring from the summed `eval_step` outputs."""
   n, tokens = sums['sentences'], sums['tokens']
   neg_elbo = sums['rec_nll_sum'] + sums['kl_sum']
   out = {'rec_nll': sums['rec_nll_sum'] / n, 'kl': sums['kl_sum'] / n, 'neg_elbo': neg_elbo / n,
-         'ppl_elbo': float(np.exp(neg_elbo / tokens)), 'mi': sums['mi_sum'] / n,
+         'ppl_elbo': float(np.exp(neg_elbo / tokens)),
+         'mi': _split_mutual_information(sums.get('per_example')),
          'active_units': latent_metrics.active_units(
              autoencoding.gather_vector(sums, 'mu_sum'),
              autoencoding.gather_vector(sums, 'mu_sq_sum'), n),

@@ -100,11 +100,21 @@ class Run:
       batches = pipeline.eval_batches(
           self.data.eval, batch_size=cfg.eval_batch_size, process_index=jax.process_index(),
           process_count=jax.process_count())
-      sums = None
-      for batch in itertools.islice(batches, cfg.eval.max_batches or None):
-        out = self._eval_fn(state, parallel.to_global(batch, self.mesh), rng)
+      sums, rows = None, []
+      for i, batch in enumerate(itertools.islice(batches, cfg.eval.max_batches or None)):
+        batch = parallel.to_global(batch, self.mesh)
+        out = dict(self._eval_fn(state, batch, jax.random.fold_in(rng, 2 * i + 2)))
+        # Statistics that do not add up over batches (e.g. a VAE's mutual information,
+        # whose aggregate posterior spans the whole split) come back as rows.
+        per_example = out.pop('per_example', None)
+        if per_example is not None:
+          real = _to_host(batch['weight']) > 0
+          rows.append(jax.tree.map(lambda x: _to_host(x)[real], per_example))
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-      metrics.update(self.algo.finalize_eval(jax.tree.map(float, jax.device_get(sums))))
+      sums = jax.tree.map(np.asarray, jax.device_get(sums))
+      if rows:
+        sums['per_example'] = jax.tree.map(lambda *xs: np.concatenate(xs), *rows)
+      metrics.update(self.algo.finalize_eval(sums))
     if self.data.oracle_params is not None and cfg.eval.num_samples:
       from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
       samples = self.algo.sample(state, jax.random.fold_in(rng, 1), cfg.eval.num_samples,

@@ -145,3 +145,28 @@ def test_corrupt_checkpoint_names_the_fix_and_keeps_files(tmp_path):
   with pytest.raises(RuntimeError, match='Move it aside'):
     trainer.evaluate_checkpoint(config, str(workdir))
   assert sorted(str(p) for p in workdir.rglob('*')) == before
+
+
+def test_per_example_eval_rows_cover_the_split_in_order(tmp_path, monkeypatch):
+  import types
+  from jaxtextgen.steps import lm
+  received = {}
+
+  def eval_step(state, batch, rng, *, config):
+    return {**lm.eval_step(state, batch, rng, config=config),
+            'per_example': {'length': batch['mask'].sum(1)}}
+
+  def finalize_eval(sums):
+    received.update(sums)
+    return lm.finalize_eval({k: v for k, v in sums.items() if k != 'per_example'})
+
+  algo = types.SimpleNamespace(init=lm.init, train_step=lm.train_step, sample=lm.sample,
+                               eval_step=eval_step, finalize_eval=finalize_eval)
+  monkeypatch.setattr(trainer.steps, 'get', lambda name: algo)
+  config = _ptb_config(tmp_path)
+  config.eval.max_batches = 0  # the whole split: 20 sentences in batches of 16 (4 padding rows)
+  run = trainer.Run(config, str(tmp_path / 'run'))
+  state, _ = run.restore_or_init()
+  run.evaluate(state, 0)
+  np.testing.assert_array_equal(received['per_example']['length'], run.data.eval.mask.sum(1))
+  assert received['sentences'] == 20
