@@ -3,7 +3,7 @@ setting of texar's vae_text, Fu et al. 2019 (cyclical annealing) and Li et al. 2
 
 Data, decoder and optimizer as configs/lm_ptb.py (so the IW-NLL is comparable
 with that LM's NLL); z feeds the decoder's initial state and every input step.
-Reports valid rec_nll, kl, neg_elbo, iw_nll (500 samples), ppl, mi_batch,
+Reports valid rec_nll, kl, neg_elbo, iw_nll (500 samples), ppl, mi (whole split),
 active_units and reconstruction bleu.
 
     python launch.py --config=configs/vae_ptb.py --workdir=/tmp/vae_ptb
