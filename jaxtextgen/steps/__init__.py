@@ -10,7 +10,7 @@
 import importlib
 import types
 
-ALGORITHMS = ('lm', 'ae', 'dae', 'vae')
+ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan')
 
 
 def get(name: str) -> types.ModuleType:

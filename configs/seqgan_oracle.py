@@ -1,0 +1,73 @@
+"""SeqGAN on the synthetic oracle — the protocol of SeqGAN's sequence_gan.py.
+
+Oracle and generator as configs/mle_oracle.py (vocab 5000, length 20, emb = hidden = 32,
+batch 64, Adam 1e-2, clipping 5). Discriminator: SeqGAN's CNN (emb 64, widths 1-10, 15, 20
+with 100-200 filters, highway, dropout 0.25, L2 0.2 on the output layer, Adam 1e-4).
+One trainer step updates one player on one batch of 64 (jaxtextgen/steps/adversarial.py):
+
+  1. MLE: 120 epochs of the 10,000 oracle samples = 120 x 156 = 18,720 steps.
+  2. D pretraining: SeqGAN's 50 x (10,000 fresh samples, 3 epochs) = 50 x 3 x 156 = 23,400
+     steps, each on 64 real sentences and 64 fresh samples.
+  3. 800 adversarial rounds (SeqGAN's TOTAL_BATCH): 1 generator step (64 samples, 16
+     rollouts per prefix, no baseline), then SeqGAN's 5 x 3 epochs of D = 2,340 D steps.
+
+Reported metric: NLL-oracle of 9,984 samples (SeqGAN paper: 8.736 after adversarial
+training, 9.038 for MLE).
+
+    python launch.py --config=configs/seqgan_oracle.py --workdir=/tmp/seqgan_oracle
+    python launch.py --config=configs/seqgan_oracle.py --workdir=/tmp/seqgan_oracle --mode=eval
+    python launch.py --config=configs/seqgan_oracle.py:smoke --workdir=/tmp/seqgan_oracle_smoke
+
+Presets: '' (SeqGAN's weights in ../shared/data/seqgan_oracle when present, else a seeded
+random oracle), 'random' (always the seeded oracle), 'smoke' (seconds: tiny oracle, tiny
+discriminator, 4 rollouts, every phase visited).
+"""
+
+import os
+
+from jaxtextgen.config import base_config, smoke
+
+_WEIGHTS = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
+                        'seqgan_oracle', 'target_params.npz')
+
+_EPOCH = 10_000 // 64  # 156 batches, as SeqGAN's data loader
+_ROUNDS = 800
+
+
+def get_config(preset: str = ''):
+  c = base_config()
+  c.algorithm = 'seqgan'
+  c.data.corpus = 'oracle'
+  c.data.max_len = 20
+  c.data.oracle_path = os.path.abspath(_WEIGHTS) if os.path.exists(_WEIGHTS) else ''
+  c.batch_size = 64
+  c.eval_batch_size = 500
+  c.model.emb_dim = 32
+  c.model.hidden_size = 32
+  c.optimizer.learning_rate = 1e-2
+  c.optimizer.grad_clip = 5.0
+  g = c.gan
+  g.mle_steps = 120 * _EPOCH
+  g.d_pretrain_steps = 50 * 3 * _EPOCH
+  g.g_steps = 1
+  g.d_steps = 5 * 3 * _EPOCH
+  g.num_rollouts = 16
+  g.rollout_update_rate = 0.8
+  g.baseline = 'none'
+  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + _ROUNDS * (g.g_steps + g.d_steps)
+  c.log_every = 500
+  c.eval_every = 5 * (g.g_steps + g.d_steps)  # every 5 rounds, as SeqGAN's test
+  c.checkpoint_every = 2 * _EPOCH * 10
+  c.eval.num_samples = 9984      # int(10000 / 64) * 64, as SeqGAN
+  if preset == 'random':
+    c.data.oracle_path = ''
+  elif preset == 'smoke':
+    smoke(c)
+    g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 1
+    c.num_train_steps = 6          # MLE, MLE, D, then G, D, G
+    g.num_rollouts = 4
+    g.d_emb_dim = 8
+    g.d_filter_sizes, g.d_num_filters = (1, 2, 3, 5), (4, 4, 4, 4)
+  elif preset:
+    raise ValueError(f"unknown preset {preset!r}: use '', 'random' or 'smoke'")
+  return c

@@ -1,0 +1,269 @@
+"""The discriminators (critics) of every GAN algorithm, and a value head.
+
+`CNNDiscriminator` is SeqGAN's text CNN (Yu et al. 2017, after Kim 2014 and
+Zhang & LeCun 2015): one convolution per filter width over the sentence's
+embeddings, ReLU, max-over-time pooling, a highway layer, dropout and a linear
+output. `LSTMDiscriminator` is the recurrent alternative. Both read a sentence
+in any of the three forms GAN algorithms produce:
+
+  - hard token ids, int [batch, time] (real data, sampled sentences: SeqGAN);
+  - token distributions, float [batch, time, vocab] (one-hot, softmax or
+    Gumbel-softmax vectors: gumbel_gan, wgan), read as the expected embedding
+    `probs @ E`, so a one-hot vector reads exactly as its token id;
+  - features, float [batch, time, D] (embeddings, generator hidden states),
+    through `features`, which skips the embedding table.
+
+A module reads token-space inputs (ids or distributions, through its own
+embedding) or features of one fixed width D, whichever it was initialised
+with: the first layer's weights have that width.
+
+Outputs are always one logit per sentence, float32 [batch]: D(x) =
+sigmoid(logit) is the probability that x is real, and the losses of
+`objectives.gan` take these logits (WGAN reads them as critic scores).
+SeqGAN's two-class softmax (`two_class=True`) is the same model
+parameterised by two scores; softmax(s)[real] = sigmoid(s_real - s_fake), so
+it returns s_real - s_fake.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxtextgen.models.lstm import LSTMLayers
+
+# SeqGAN's discriminator (discriminator.py / sequence_gan.py of LantaoYu/SeqGAN).
+SEQGAN_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+SEQGAN_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+
+
+def _symmetric_uniform(limit: float):
+  """U(-limit, limit), SeqGAN's embedding initialiser (flax's `uniform` draws U(0, s))."""
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -limit, limit)
+  return init
+
+
+# --- a 1-D convolution whose gradient runs fast inside lax.cond / lax.switch ---------------------
+
+_NWC = ('NWC', 'WIO', 'NWC')
+
+
+@jax.custom_vjp
+def conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """'VALID' 1-D cross-correlation: x [batch, time, in], kernel [width, in, out]
+  -> [batch, time - width + 1, out], exactly `lax.conv_general_dilated`.
+
+  Why not plain autodiff: its transposed convolutions have non-canonical
+  dimension orders, which XLA:CPU canonicalises only outside control flow; in a
+  lax.switch branch (a GAN step's discriminator update) they compile to naive
+  loops, 10x slower. The gradients below are the same two convolutions written
+  in canonical order, fast in every context. Reverse-over-reverse (gradient
+  penalties) works; forward-mode (jvp) does not, as for any custom_vjp.
+  """
+  return jax.lax.conv_general_dilated(x, kernel, (1,), 'VALID', dimension_numbers=_NWC)
+
+
+def _conv1d_fwd(x, kernel):
+  return conv1d(x, kernel), (x, kernel)
+
+
+def _conv1d_bwd(res, g):
+  x, kernel = res
+  width = kernel.shape[0]
+  # d kernel[j, i, o] = sum_{b, t} x[b, t + j, i] g[b, t, o]: a convolution of x with
+  # `in` as its batch and `batch` as its features, by g.
+  dk = jax.lax.conv_general_dilated(jnp.transpose(x, (2, 1, 0)), jnp.transpose(g, (1, 0, 2)),
+                                    (1,), 'VALID', dimension_numbers=_NWC)  # [in, width, out]
+  # d x = full correlation of g with the flipped kernel.
+  dx = jax.lax.conv_general_dilated(g, jnp.transpose(kernel[::-1], (0, 2, 1)), (1,),
+                                    [(width - 1, width - 1)], dimension_numbers=_NWC)
+  return dx.astype(x.dtype), jnp.transpose(dk, (1, 0, 2)).astype(kernel.dtype)
+
+
+conv1d.defvjp(_conv1d_fwd, _conv1d_bwd)
+
+
+class Conv1D(nn.Module):
+  """nn.Conv(features, (width,), padding='VALID') on [batch, time, in], through
+  `conv1d`; the same parameters ('kernel' [width, in, features], 'bias')."""
+  features: int
+  width: int
+  kernel_init: Any = nn.initializers.truncated_normal(0.1)
+  bias_init: Any = nn.initializers.constant(0.1)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', self.kernel_init, (self.width, x.shape[-1], self.features))
+    bias = self.param('bias', self.bias_init, (self.features,))
+    return conv1d(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+
+
+class _ReadsTokens:
+  """The shared front end: ids / distributions -> embeddings [batch, time, E]."""
+
+  def _embed_inputs(self, inputs: jax.Array) -> jax.Array:
+    if jnp.issubdtype(inputs.dtype, jnp.integer):
+      chex.assert_rank(inputs, 2)
+      return self.embedding(inputs).astype(self.dtype)
+    if inputs.ndim == 3 and inputs.shape[-1] == self.vocab_size:
+      # The expected embedding under the distribution: one matmul, exact for one-hots.
+      return inputs.astype(self.dtype) @ self.embedding.embedding.astype(self.dtype)
+    raise ValueError(
+        f'{type(self).__name__} reads int token ids [batch, time] or token distributions '
+        f'[batch, time, {self.vocab_size}]; got {inputs.dtype} {inputs.shape}. Pass embeddings '
+        'or hidden states to `.features` (method=...features) instead.')
+
+  def _setup_head(self):
+    # SeqGAN's output layer: N(0, 0.1) truncated kernel, bias 0.1.
+    self.drop = nn.Dropout(self.dropout)
+    self.output = nn.Dense(2 if self.two_class else 1, dtype=self.dtype,
+                           kernel_init=nn.initializers.truncated_normal(0.1),
+                           bias_init=nn.initializers.constant(0.1))
+
+  def _logit(self, pooled: jax.Array, *, train: bool) -> jax.Array:
+    """[batch, F] -> dropout -> one logit per sentence, float32 [batch]."""
+    scores = self.output(self.drop(pooled, deterministic=not train)).astype(jnp.float32)
+    return scores[:, 1] - scores[:, 0] if self.two_class else scores[:, 0]
+
+
+class Highway(nn.Module):
+  """y = t * relu(W_h x + b_h) + (1 - t) * x,  t = sigmoid(W_t x + b_t + bias).
+
+  SeqGAN builds it with transform bias 0 (its `highway(..., 1, 0)`)."""
+  bias: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    size = x.shape[-1]
+    # TF's get_variable default (SeqGAN's `linear`): Glorot-uniform weights.
+    dense = lambda name: nn.Dense(size, dtype=self.dtype, name=name,
+                                  kernel_init=nn.initializers.glorot_uniform())
+    g = nn.relu(dense('transform')(x))
+    t = nn.sigmoid(dense('gate')(x) + self.bias)
+    return t * g + (1.0 - t) * x
+
+
+class CNNDiscriminator(nn.Module, _ReadsTokens):
+  """SeqGAN's CNN discriminator.
+
+  Attributes:
+    vocab_size: V (rows of the embedding table; unused by `features`).
+    emb_dim: E, SeqGAN 64.
+    filter_sizes, num_filters: one convolution of each width with that many
+      filters (SeqGAN: widths 1-10, 15, 20 with 100/200/200/200/200/100x5/160/160).
+    dropout: rate before the output layer (SeqGAN keeps 0.75: rate 0.25).
+    two_class: SeqGAN's 2-score softmax output instead of one logit.
+    highway_bias: added to the highway gate's pre-activation.
+    dtype: compute dtype (params float32).
+
+  Sentences shorter than the widest filter are padded with zero vectors at the
+  end up to that width, so the parameter shapes never depend on the batch's
+  length (trimmed batches, short smoke tests) and every filter always fires;
+  at SeqGAN's length 20 nothing is padded and the model is exactly SeqGAN's.
+  """
+  vocab_size: int
+  emb_dim: int = 64
+  filter_sizes: Sequence[int] = SEQGAN_FILTER_SIZES
+  num_filters: Sequence[int] = SEQGAN_NUM_FILTERS
+  dropout: float = 0.25
+  two_class: bool = True
+  highway_bias: float = 0.0
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if len(self.filter_sizes) != len(self.num_filters):
+      raise ValueError(f'filter_sizes {tuple(self.filter_sizes)} and num_filters '
+                       f'{tuple(self.num_filters)} must have the same length')
+    if len(set(self.filter_sizes)) != len(self.filter_sizes):
+      raise ValueError(f'filter_sizes {tuple(self.filter_sizes)} repeat a width; give each '
+                       'width once, with the sum of the filters in num_filters')
+    # SeqGAN's initialisers: embeddings U(-1, 1), conv kernels N(0, 0.1) truncated, biases 0.1.
+    self.embedding = nn.Embed(self.vocab_size, self.emb_dim,
+                              embedding_init=_symmetric_uniform(1.0))
+    self.convs = [Conv1D(n, k, dtype=self.dtype, name=f'conv{k}')
+                  for k, n in zip(self.filter_sizes, self.num_filters)]
+    self.highway = Highway(self.highway_bias, self.dtype)
+    self._setup_head()
+
+  def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """inputs: int [batch, time] ids or float [batch, time, V] distributions;
+    mask: optional [batch, time], zeroes the embeddings of masked positions.
+    Returns float32 logits [batch]."""
+    return self.features(self._embed_inputs(inputs), mask=mask, train=train)
+
+  def features(self, x: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """x: float [batch, time, D] embeddings or hidden states -> logits [batch]."""
+    chex.assert_rank(x, 3)
+    batch, time = x.shape[:2]
+    x = x.astype(self.dtype)
+    if mask is not None:
+      x = x * mask[..., None].astype(self.dtype)
+    widest = max(self.filter_sizes)
+    if time < widest:
+      x = jnp.pad(x, ((0, 0), (0, widest - time), (0, 0)))
+    # Max over time of each filter: [batch, sum(num_filters)].
+    pooled = jnp.concatenate([nn.relu(conv(x)).max(axis=1) for conv in self.convs], axis=-1)
+    logits = self._logit(self.highway(pooled), train=train)
+    chex.assert_shape(logits, (batch,))
+    return logits
+
+
+class LSTMDiscriminator(nn.Module, _ReadsTokens):
+  """A recurrent discriminator / critic: the shared `LSTMLayers` over the
+  sentence, its top state at the last real token (all positions count without
+  a mask), dropout, one logit.
+
+  Attributes as `CNNDiscriminator`'s, plus hidden_size and num_layers."""
+  vocab_size: int
+  emb_dim: int = 64
+  hidden_size: int = 64
+  num_layers: int = 1
+  dropout: float = 0.25
+  two_class: bool = False
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.embedding = nn.Embed(self.vocab_size, self.emb_dim,
+                              embedding_init=nn.initializers.normal(0.1))
+    self.lstm = LSTMLayers(self.hidden_size, self.num_layers, self.dropout, self.dtype)
+    self._setup_head()
+
+  def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """inputs: int [batch, time] ids or float [batch, time, V] distributions -> logits [batch]."""
+    return self.features(self._embed_inputs(inputs), mask=mask, train=train)
+
+  def features(self, x: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """x: float [batch, time, D] -> logits [batch]."""
+    chex.assert_rank(x, 3)
+    batch, time = x.shape[:2]
+    hs, _ = self.lstm(x.astype(self.dtype), self.lstm.zero_state(batch), None, train=train)
+    last = jnp.full((batch,), time - 1) if mask is None else jnp.maximum(mask.sum(1) - 1, 0)
+    h = jnp.take_along_axis(hs, last.astype(jnp.int32)[:, None, None], axis=1)[:, 0]
+    logits = self._logit(h, train=train)
+    chex.assert_shape(logits, (batch,))
+    return logits
+
+
+class ValueHead(nn.Module):
+  """A learned baseline for REINFORCE: generator states [..., H] -> values [...].
+
+  Reads the state that emits token t (it has seen the prefix y_<t only), so
+  its prediction does not depend on the action y_t and subtracting it leaves
+  the policy gradient unbiased."""
+  hidden_size: int = 64
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    x = nn.relu(nn.Dense(self.hidden_size, name='hidden')(h.astype(jnp.float32)))
+    return nn.Dense(1, name='value')(x)[..., 0]

@@ -1,0 +1,371 @@
+"""`seqgan`: SeqGAN (Yu et al. 2017), the generator trained by REINFORCE with
+Monte-Carlo rollout rewards from a CNN discriminator.
+
+Players: 'generator' (the shared LSTMDecoder, `lm.make_decoder`),
+'discriminator' (`adversarial.make_discriminator`, SeqGAN's CNN by default) and,
+with the learned baseline, 'value' (a `ValueHead` on the generator's states).
+`state.extra['rollout']` holds the rollout policy, a delayed copy of the
+generator: a copy during pretraining, then after every adversarial generator
+update rollout <- rate * rollout + (1 - rate) * generator (rate 0.8, SeqGAN's
+rollout.py, which also takes the generator's embedding table as it is).
+
+Phases by step (`adversarial.phase_at`): MLE pretraining, discriminator
+pretraining, then rounds of g_steps generator and d_steps discriminator
+updates; one jitted `train_step` picks its update with `lax.switch`.
+
+The generator update. For B sampled sentences y of length T, the reward of
+token t is Q(y_<=t) = mean over N rollouts of D(rollout), each rollout
+continuing the prefix y_0..y_t with the rollout policy; Q(y_<=T-1) = D(y).
+All (T-1) prefixes x N rollouts x B sentences are ONE call of the shared
+sampler over a batch of (T-1)*N*B rows whose prefix positions are forced to
+the sentence's tokens (`rollouts`), then ONE discriminator call. Forcing
+re-runs the rollout policy over the prefix instead of starting from states
+of a teacher-forced pass, so each row takes T steps rather than T - prefix
+(at most 2x the sampling work); the discriminator, which scores every row
+anyway, costs more than the sampling (SeqGAN oracle sizes on CPU: 8.7 s vs
+5.6 s). Memory grows with (T-1)*N*B (1.8 GiB of temporaries at the oracle
+sizes); `config.gan.rollout_chunks` = k runs the rollouts as k sequential
+chunks (lax.map), dividing it by about k. Rewards are [batch, time, rollout]. The loss
+is REINFORCE, -sum_t mask * (Q_t - b_t) * log G(y_t | y_<t) / tokens, with the
+baseline b (config.gan.baseline):
+  none             b = 0 (SeqGAN)
+  moving_average   b = EMA of the mean reward (state.extra['baseline'])
+  rollout_mean     b_t = V(y_<t), the mean D of N rollouts continuing the
+                   prefix BEFORE token t (t = 0: rollouts of the empty
+                   prefix), i.e. the advantage of choosing y_t
+  value            b_t = a learned ValueHead on the state that emits y_t,
+                   regressed on Q_t
+Unlike SeqGAN's sum over the batch, the loss is a per-token mean (global over
+devices); with Adam this only changes how gradient clipping bites.
+
+    from jaxtextgen.steps import seqgan
+    state = seqgan.init(rng, config, batch)
+    state, metrics = seqgan.train_step(state, batch, rng, config=config)
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxtextgen.models.discriminator import ValueHead
+from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.objectives.discrete import moving_average_baseline, reinforce_loss
+from jaxtextgen.objectives.sequence import masked_sum, token_nll
+from jaxtextgen.steps import adversarial, lm
+from jaxtextgen.steps.common import TrainState, global_sum, shift_right
+
+BASELINES = ('none', 'moving_average', 'rollout_mean', 'value')
+METRICS = ('loss', 'mle_loss', 'd_loss', 'd_real', 'd_fake', 'd_acc', 'reward', 'advantage_std',
+           'baseline', 'value_loss')
+
+
+# --- Monte-Carlo rollouts ----------------------------------------------------------------------
+
+def rollouts(decoder, params, tokens: jax.Array, rng: jax.Array, *, num_rollouts: int,
+             first_prefix: int = 1, bos_id: int, eos_id: int, pad_id: int) -> jax.Array:
+  """Completions of every prefix of every sentence, in one sampler call.
+
+  Args:
+    decoder, params: the rollout policy (an LSTMDecoder and {'params': ...}).
+    tokens: int32 [B, T] sentences.
+    num_rollouts: N completions per prefix.
+    first_prefix: the shortest prefix (1: SeqGAN's 1..T-1; 0 adds the empty one).
+
+  Returns:
+    int32 [B, P, N, T], P = T - first_prefix: out[b, p, n] is a sentence whose
+    first first_prefix + p tokens are tokens[b]'s and the rest is sampled.
+  """
+  b, t = tokens.shape
+  p, n = t - first_prefix, num_rollouts
+  lengths = jnp.arange(first_prefix, t)
+  # Rows in [B, P, N] order, and the same order when reshaping back: no mixing of
+  # sentences (the reshape bug of a popular PyTorch port).
+  forced = jnp.broadcast_to(tokens[:, None, None, :], (b, p, n, t))
+  forced_mask = jnp.broadcast_to((jnp.arange(t)[None, :] < lengths[:, None])[None, :, None, :],
+                                 (b, p, n, t))
+  out = sample_tokens(decoder, params, rng, batch=b * p * n, length=t, bos_id=bos_id,
+                      eos_id=eos_id, pad_id=pad_id, forced_tokens=forced.reshape(-1, t),
+                      forced_mask=forced_mask.reshape(-1, t))
+  return out.tokens.reshape(b, p, n, t)
+
+
+def rollout_rewards(score_fn, decoder, params, tokens: jax.Array, rng: jax.Array, *,
+                    num_rollouts: int, num_chunks: int = 1, first_prefix: int = 1,
+                    bos_id: int, eos_id: int, pad_id: int) -> jax.Array:
+  """D-scores of the rollouts of every prefix, plus of the complete sentence.
+
+  Args:
+    score_fn: int32 [M, T] sentences -> float [M] rewards (SeqGAN: D's
+      probability of 'real').
+    tokens: int32 [B, T].
+    num_chunks: the rollouts run as this many sequential chunks of
+      num_rollouts / num_chunks each (memory / num_chunks, same result
+      distribution; chunk c draws with fold_in(rng, c)).
+    Others as in `rollouts`.
+
+  Returns:
+    float [B, P + 1, N], P = T - first_prefix: [b, i, n] scores rollout n of
+    sentence b's prefix of first_prefix + i tokens; [b, P, n] = score_fn(tokens)[b]
+    for every n (the complete sentence needs no rollout).
+  """
+  b, t = tokens.shape
+  if num_rollouts % num_chunks:
+    raise ValueError(f'config.gan.num_rollouts={num_rollouts} is not a multiple of '
+                     f'config.gan.rollout_chunks={num_chunks}')
+  per_chunk = num_rollouts // num_chunks
+  kw = dict(num_rollouts=per_chunk, first_prefix=first_prefix, bos_id=bos_id, eos_id=eos_id,
+            pad_id=pad_id)
+
+  def chunk(c):
+    sents = rollouts(decoder, params, tokens, jax.random.fold_in(rng, c), **kw)
+    return score_fn(sents.reshape(-1, t)).reshape(b, t - first_prefix, per_chunk)
+
+  scores = jax.lax.map(chunk, jnp.arange(num_chunks))  # [C, B, P, N/C]
+  scores = jnp.moveaxis(scores, 0, 2).reshape(b, t - first_prefix, num_rollouts)
+  full = jnp.broadcast_to(score_fn(tokens)[:, None, None], (b, 1, num_rollouts))
+  rewards = jnp.concatenate([scores, full.astype(scores.dtype)], axis=1)
+  chex.assert_shape(rewards, (b, t - first_prefix + 1, num_rollouts))
+  return rewards
+
+
+def reward_fn(d_params, config):
+  """The reward of a sentence: D's probability that it is real, float [M] for int [M, T]."""
+  return lambda sents: jax.nn.sigmoid(
+      adversarial.discriminator_logits(d_params, sents, config=config))
+
+
+def update_rollout(rollout, generator, rate: float):
+  """SeqGAN's delayed copy: rate * rollout + (1 - rate) * generator, except the
+  embedding table, which SeqGAN's rollout.py re-reads from the generator."""
+  mixed = jax.tree.map(lambda r, g: rate * r + (1.0 - rate) * g, rollout, generator)
+  return {**mixed, 'embedding': generator['embedding']}
+
+
+# --- init --------------------------------------------------------------------------------------
+
+def init(rng: jax.Array, config, sample_batch) -> TrainState:
+  """Generator (lm's init), discriminator, optional value head; rollout policy
+  and EMA start as copies of the generator."""
+  adversarial.check_config(config)
+  g = config.gan
+  if g.baseline not in BASELINES:
+    raise ValueError(f'config.gan.baseline={g.baseline!r}: use one of {BASELINES}')
+  if g.num_rollouts < 1 or g.num_rollouts % g.rollout_chunks:
+    raise ValueError(f'config.gan.num_rollouts={g.num_rollouts} must be a positive multiple of '
+                     f'config.gan.rollout_chunks={g.rollout_chunks}')
+  k_gen, k_d, k_v = jax.random.split(rng, 3)
+  gen_state = lm.init(k_gen, config, sample_batch)
+  gen = gen_state.params['generator']
+  d_params, d_tx = adversarial.init_discriminator(k_d, config)
+  params = {'generator': gen, 'discriminator': d_params}
+  tx = {'generator': gen_state.tx['generator'], 'discriminator': d_tx}
+  if g.baseline == 'value':
+    h = jnp.zeros((1, config.model.hidden_size), jnp.float32)
+    params['value'] = ValueHead(g.value_hidden_size).init(k_v, h)['params']
+    tx['value'] = optax.adam(g.value_learning_rate)
+  copy = lambda p: jax.tree.map(jnp.copy, p)
+  extra = {'rollout': copy(gen)}
+  if g.baseline == 'moving_average':
+    extra['baseline'] = jnp.zeros((), jnp.float32)
+  ema = {'generator': copy(gen)} if g.ema_decay > 0 else {}
+  return TrainState.create(params, tx, ema_params=ema, extra=extra)
+
+
+# --- the three updates -------------------------------------------------------------------------
+
+def _with_generator(state: TrainState, config, *, adversarial_update: bool) -> TrainState:
+  """Rollout policy and EMA after a generator change: copies during pretraining,
+  moving averages once adversarial training has started."""
+  gen, extra, ema = state.params['generator'], dict(state.extra), dict(state.ema_params)
+  g = config.gan
+  if adversarial_update:
+    extra['rollout'] = update_rollout(extra['rollout'], gen, g.rollout_update_rate)
+    if g.ema_decay > 0:
+      ema['generator'] = adversarial.ema_update(ema['generator'], gen, g.ema_decay)
+  else:
+    extra['rollout'] = gen
+    if g.ema_decay > 0:
+      ema['generator'] = gen
+  return state.replace(extra=extra, ema_params=ema)
+
+
+def mle_step(state, batch, rng, *, config, axis_name=None):
+  """Pretraining: one teacher-forcing step of the generator."""
+  state, loss = adversarial.mle_update(state, batch, rng, config=config, axis_name=axis_name)
+  state = _with_generator(state, config, adversarial_update=False)
+  return state, {'loss': loss, 'mle_loss': loss}
+
+
+def discriminator_step(state, batch, rng, *, config, axis_name=None):
+  """One discriminator step: the real batch vs as many fresh generator samples."""
+  k_sample, k_d = jax.random.split(rng)
+  real = adversarial.pad_time(batch['tokens'], config.data.max_len, config.vocab.pad_id)
+  fake = adversarial.sample_fakes(state.params['generator'], k_sample, real.shape[0],
+                                  config=config).tokens
+  state, m = adversarial.discriminator_update(state, real, fake, k_d, config=config,
+                                              axis_name=axis_name)
+  return state, {'loss': m['d_loss'], **m}
+
+
+def sentence_rewards(state: TrainState, tokens: jax.Array, rng: jax.Array, *, config,
+                     score_fn=None) -> jax.Array:
+  """Rollout rewards float [B, P + 1, N] of sampled sentences under the current
+  discriminator (or `score_fn`), with the empty prefix when the baseline needs it."""
+  v, g = config.vocab, config.gan
+  score_fn = score_fn or reward_fn(state.params['discriminator'], config)
+  return jax.lax.stop_gradient(rollout_rewards(
+      score_fn, lm.make_decoder(config), {'params': state.extra['rollout']}, tokens, rng,
+      num_rollouts=g.num_rollouts, num_chunks=g.rollout_chunks,
+      first_prefix=0 if g.baseline == 'rollout_mean' else 1,
+      bos_id=v.bos_id, eos_id=v.eos_id, pad_id=v.pad_id))
+
+
+def policy_gradient_update(state: TrainState, tokens: jax.Array, mask: jax.Array,
+                           rewards: jax.Array, *, config, axis_name=None):
+  """One REINFORCE step of the generator on sampled sentences.
+
+  Args:
+    tokens, mask: [B, T] the samples and their validity (1 up to EOS).
+    rewards: [B, P + 1, N] from `sentence_rewards` (P + 1 = T, or T + 1 with the
+      empty prefix for the 'rollout_mean' baseline).
+
+  Returns:
+    (state, metrics); the baseline and value head are updated too.
+  """
+  g, (b, t) = config.gan, tokens.shape
+  expect = (b, t + 1 if g.baseline == 'rollout_mean' else t, g.num_rollouts)
+  if rewards.shape != expect:
+    raise ValueError(f'rewards of shape {rewards.shape}, expected {expect} [batch, prefixes, '
+                     f'rollouts] for config.gan.baseline={g.baseline!r} (see sentence_rewards)')
+  q_all = rewards.mean(-1)  # [B, P + 1]: expected reward after each prefix
+  q = q_all[:, -t:]
+  count = global_sum(mask.sum(), axis_name)
+  decoder = lm.make_decoder(config)
+  value_head = ValueHead(g.value_hidden_size)
+
+  def baseline_of(h):
+    if g.baseline == 'moving_average':
+      return state.extra['baseline']
+    if g.baseline == 'rollout_mean':
+      return q_all[:, :t]  # V(y_<t): rollouts of the prefix before token t
+    if g.baseline == 'value':
+      return value_head.apply({'params': state.params['value']}, h)
+    return jnp.zeros((), jnp.float32)
+
+  def loss_fn(params):
+    logits, states = decoder.apply({'params': params}, shift_right(tokens, config.vocab.bos_id),
+                                   return_states=True)
+    h = jax.lax.stop_gradient(states[-1][1]).astype(jnp.float32)  # [B, T, H], emits token t
+    baseline = jax.lax.stop_gradient(baseline_of(h))
+    # reinforce_loss is a local per-token mean; rescale it to the global one.
+    loss = reinforce_loss(-token_nll(logits, tokens), q, mask, baseline) * mask.sum() / count
+    return loss, (h, jnp.broadcast_to(q - baseline, q.shape))
+
+  (loss, (h, adv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params['generator'])
+  grads, loss = global_sum((grads, loss), axis_name)
+  state = state.apply_gradients('generator', grads)
+
+  mean = lambda x: global_sum(masked_sum(x, mask), axis_name) / count
+  reward = mean(q)
+  metrics = {'loss': loss, 'reward': reward,
+             'advantage_std': jnp.sqrt(jnp.maximum(mean(adv**2) - mean(adv)**2, 0.0)),
+             'baseline': mean(q - adv)}
+  if g.baseline == 'moving_average':
+    # Updated after use, so the baseline of a batch never depends on its own actions.
+    state = state.replace(extra={**state.extra, 'baseline': moving_average_baseline(
+        state.extra['baseline'], reward, g.baseline_decay)})
+  if g.baseline == 'value':
+    def value_loss_fn(p):
+      return masked_sum((value_head.apply({'params': p}, h) - q) ** 2, mask) / count
+    value_loss, value_grads = jax.value_and_grad(value_loss_fn)(state.params['value'])
+    value_grads, value_loss = global_sum((value_grads, value_loss), axis_name)
+    state = state.apply_gradients('value', value_grads)
+    metrics['value_loss'] = value_loss
+  return state, metrics
+
+
+def generator_step(state, batch, rng, *, config, axis_name=None):
+  """One adversarial generator step: sample B sentences, reward them by
+  rollouts, REINFORCE; then the rollout policy, an interleaved MLE step on the
+  real batch (every config.gan.mle_every-th) and the EMA."""
+  k_sample, k_roll, k_mle = jax.random.split(rng, 3)
+  g = config.gan
+  fakes = adversarial.sample_fakes(state.params['generator'], k_sample,
+                                   batch['tokens'].shape[0], config=config)
+  rewards = sentence_rewards(state, fakes.tokens, k_roll, config=config)
+  state, metrics = policy_gradient_update(state, fakes.tokens, fakes.mask, rewards,
+                                          config=config, axis_name=axis_name)
+  if g.mle_every:
+    n = adversarial.adversarial_g_updates(state.step, config) + 1
+    state, mle_loss = jax.lax.cond(
+        n % g.mle_every == 0,
+        lambda s: adversarial.mle_update(s, batch, k_mle, config=config, axis_name=axis_name),
+        lambda s: (s, jnp.full((), jnp.nan, jnp.float32)), state)
+    metrics['mle_loss'] = mle_loss
+  return _with_generator(state, config, adversarial_update=True), metrics
+
+
+# --- the interface -----------------------------------------------------------------------------
+
+def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """The update of this step's phase (MLE, discriminator or generator), chosen
+  on device by `lax.switch`. Returns (state, metrics); metrics always hold the
+  keys of METRICS plus 'phase' (index into adversarial.PHASES), NaN where the
+  phase does not measure them."""
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:  # different samples and dropout on different shards
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  phase = adversarial.phase_at(state.step, config)
+
+  def branch(fn):
+    def run(state):
+      state, metrics = fn(state, batch, rng, config=config, axis_name=axis_name)
+      full = adversarial.nan_metrics(METRICS)
+      full.update({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()})
+      return state, full
+    return run
+
+  # Phases -> branches: MLE 0, D pretraining and adversarial D share branch 1, G 2.
+  index = jnp.array([0, 1, 2, 1], jnp.int32)[phase]
+  state, metrics = jax.lax.switch(
+      index, [branch(mle_step), branch(discriminator_step), branch(generator_step)], state)
+  metrics['phase'] = phase.astype(jnp.float32)
+  return state.replace(step=state.step + 1), metrics
+
+
+def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
+  """Sums over the batch: lm's NLL of the evaluated generator (EMA when enabled)
+  on the real eval batch (so NLL-gen on that split), and how many real
+  sentences and as many fresh samples the discriminator classifies correctly."""
+  gen = adversarial.eval_generator(state, config)
+  sums = lm.eval_step(state.replace(params={'generator': gen}), batch, rng, config=config)
+  length = max(batch['tokens'].shape[1], config.data.max_len)
+  pad = lambda t: adversarial.pad_time(t, length, config.vocab.pad_id)
+  fake = adversarial.sample_fakes(gen, rng, batch['tokens'].shape[0], config=config).tokens
+  d = lambda t: adversarial.discriminator_logits(state.params['discriminator'], pad(t),
+                                                 config=config)
+  w = batch['weight']
+  sums['d_real_correct'] = jnp.sum(w * (d(batch['tokens']) > 0))
+  sums['d_fake_correct'] = jnp.sum(w * (d(fake) < 0))
+  return sums
+
+
+def finalize_eval(sums: dict) -> dict:
+  """lm's NLL / PPL on the eval split (NLL-gen), and the discriminator's
+  accuracy on real eval sentences and on generator samples."""
+  out = lm.finalize_eval(sums)
+  out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
+  out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
+  return out
+
+
+def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
+  """`num` sentences int32 [num, config.data.max_len] from the evaluated
+  generator (EMA when enabled), with config.sample's decoding settings."""
+  gen = adversarial.eval_generator(state, config)
+  return lm.sample(state.replace(params={'generator': gen}), rng, num, config=config,
+                   **conditions)

@@ -1,0 +1,130 @@
+"""The discriminators: input forms, SeqGAN's architecture, padding, masking, dropout."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtextgen.models.discriminator import (SEQGAN_FILTER_SIZES, SEQGAN_NUM_FILTERS,
+                                             CNNDiscriminator, LSTMDiscriminator, ValueHead,
+                                             conv1d)
+
+V, T, B = 13, 7, 4
+_SMALL_CNN = dict(emb_dim=8, filter_sizes=(1, 2, 3, 9), num_filters=(3, 4, 5, 2))
+
+
+def _apply(model, *args, **kwargs):
+  """model.apply, jitted: one compilation instead of one per primitive (eager)."""
+  return jax.jit(model.apply, static_argnames=('method', 'train'))(*args, **kwargs)
+
+
+def _init(model, *args, **kwargs):
+  """Random variables of the module's shapes, drawn with numpy: compiling the
+  PRNG into an init takes seconds on a loaded CPU, and no test here depends on
+  the initialisers."""
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(1), *args, **kwargs))
+  rs = np.random.RandomState(0)
+  return jax.tree.map(lambda s: jnp.asarray(rs.normal(0, 0.3, s.shape), s.dtype), shapes)
+
+
+def _tokens(seed=0, t=T):
+  return jnp.asarray(np.random.RandomState(seed).randint(0, V, (B, t)), jnp.int32)
+
+
+def _models():
+  return [CNNDiscriminator(V, **_SMALL_CNN), CNNDiscriminator(V, two_class=False, **_SMALL_CNN),
+          LSTMDiscriminator(V, emb_dim=8, hidden_size=6)]
+
+
+@pytest.mark.parametrize('model', _models(), ids=['cnn', 'cnn_one_logit', 'lstm'])
+def test_one_hot_distributions_read_exactly_as_token_ids(model):
+  toks = _tokens()
+  v = _init(model, toks)
+  logits = _apply(model, v, toks)
+  assert logits.shape == (B,) and logits.dtype == jnp.float32
+  np.testing.assert_allclose(_apply(model, v, jax.nn.one_hot(toks, V)), logits, atol=1e-5)
+  # A soft distribution reads as its expected embedding, probs @ E.
+  probs = jax.nn.softmax(np.random.RandomState(2).normal(size=(B, T, V)).astype(np.float32))
+  emb = v['params']['embedding']['embedding']
+  np.testing.assert_allclose(_apply(model, v, probs),
+                             _apply(model, v, probs @ emb, method=type(model).features), atol=1e-5)
+
+
+def test_seqgan_architecture_and_length_independent_parameters():
+  d = CNNDiscriminator(5000)
+  shapes = {t: jax.eval_shape(d.init, jax.random.key(0), jnp.zeros((2, t), jnp.int32))
+            for t in (20, 3)}
+  # Short sentences are padded to the widest filter: same parameters at every length.
+  assert jax.tree.map(lambda s: s.shape, shapes[20]) == jax.tree.map(lambda s: s.shape, shapes[3])
+  p = shapes[20]['params']
+  for k, n in zip(SEQGAN_FILTER_SIZES, SEQGAN_NUM_FILTERS):
+    assert p[f'conv{k}']['kernel'].shape == (k, 64, n)
+  total = sum(SEQGAN_NUM_FILTERS)
+  assert total == 1720
+  assert p['highway']['gate']['kernel'].shape == (total, total)
+  assert p['output']['kernel'].shape == (total, 2)
+
+
+def test_short_sentences_are_padded_with_zero_vectors():
+  d = CNNDiscriminator(V, **_SMALL_CNN)
+  toks = _tokens(t=4)
+  v = _init(d, toks)
+  emb = v['params']['embedding']['embedding'][toks]
+  padded = jnp.pad(emb, ((0, 0), (0, 9 - 4), (0, 0)))
+  np.testing.assert_allclose(_apply(d, v, toks),
+                             _apply(d, v, padded, method=CNNDiscriminator.features), atol=1e-6)
+
+
+def test_features_of_another_width_and_a_clear_error_for_ambiguous_input():
+  d = CNNDiscriminator(V, **_SMALL_CNN)
+  hidden = np.random.RandomState(0).normal(size=(B, T, 12)).astype(np.float32)  # e.g. LSTM states
+  v = _init(d, hidden, method=CNNDiscriminator.features)
+  assert v['params']['conv2']['kernel'].shape == (2, 12, 4)
+  assert _apply(d, v, hidden, method=CNNDiscriminator.features).shape == (B,)
+  with pytest.raises(ValueError, match='features'):
+    _init(d, hidden)
+
+
+@pytest.mark.parametrize('model', _models()[::2], ids=['cnn', 'lstm'])
+def test_masked_positions_are_ignored(model):
+  toks = _tokens()
+  mask = (jnp.arange(T)[None] < jnp.array([2, 7, 4, 5])[:, None]).astype(jnp.float32)
+  other = jnp.where(mask > 0, toks, (toks + 3) % V)
+  v = _init(model, toks)
+  np.testing.assert_allclose(_apply(model, v, toks, mask=mask),
+                             _apply(model, v, other, mask=mask),
+                             atol=1e-6)
+  assert np.abs(_apply(model, v, toks) - _apply(model, v, other)).max() > 1e-6
+
+
+def test_dropout_only_in_training():
+  d = CNNDiscriminator(V, dropout=0.5, **_SMALL_CNN)
+  toks = _tokens()
+  v = _init(d, toks)
+  np.testing.assert_array_equal(_apply(d, v, toks), _apply(d, v, toks))
+  a = _apply(d, v, toks, train=True, rngs={'dropout': jax.random.key(0)})
+  b = _apply(d, v, toks, train=True, rngs={'dropout': jax.random.key(1)})
+  assert np.abs(a - b).max() > 1e-6
+
+
+@pytest.mark.parametrize('width', [1, 3, 7])
+def test_conv1d_and_its_gradients_equal_lax_autodiff(width):
+  rs = np.random.RandomState(width)
+  x = rs.normal(size=(3, 7, 4)).astype(np.float32)
+  k = rs.normal(size=(width, 4, 5)).astype(np.float32)
+  g = rs.normal(size=(3, 8 - width, 5)).astype(np.float32)
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (1,), 'VALID',
+                                                  dimension_numbers=('NWC', 'WIO', 'NWC'))
+  fns = jax.jit(lambda x, k: [jax.vjp(f, x, k)[0] for f in (conv1d, ref)]
+                + [jax.vjp(f, x, k)[1](g) for f in (conv1d, ref)])
+  out, want, grads, want_grads = fns(x, k)
+  np.testing.assert_allclose(out, want, atol=1e-5)
+  for a, b in zip(grads, want_grads):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_value_head_maps_states_to_scalars():
+  h = jnp.ones((B, T, 6))
+  head = ValueHead(5)
+  v = _init(head, h)
+  assert _apply(head, v, h).shape == (B, T)
