@@ -204,7 +204,7 @@ def test_error_no_expected_files(tmp_path):
   d = _write(tmp_path / 'c', {'readme': 'x\n'})
   _raises(tmp_path, FileNotFoundError,
           r'none of the expected files: ptb\.train\.txt, ptb\.valid\.txt, ptb\.test\.txt '
-          r'\(or pass download=True\)', 'ptb', d)
+          r'\(or set --config.data.download=True\)', 'ptb', d)
   _raises(tmp_path, FileNotFoundError, r'train\.0, train\.1, dev\.0', 'yelp_sentiment', d)
   _raises(tmp_path, FileNotFoundError, r'\{split\}\.txt files', 'text_lines', d)
 
