@@ -24,28 +24,21 @@ discriminator, 4 rollouts, every phase visited).
 """
 
 import os
+import runpy
 
-from jaxtextgen.config import base_config, smoke
+from jaxtextgen.config import smoke
 
-_WEIGHTS = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
-                        'seqgan_oracle', 'target_params.npz')
-
+_MLE_ORACLE = runpy.run_path(os.path.join(os.path.dirname(__file__), 'mle_oracle.py'))
 _EPOCH = 10_000 // 64  # 156 batches, as SeqGAN's data loader
 _ROUNDS = 800
 
 
 def get_config(preset: str = ''):
-  c = base_config()
+  if preset not in ('', 'random', 'smoke'):
+    raise ValueError(f"unknown preset {preset!r}: use '', 'random' or 'smoke'")
+  # Oracle, generator and optimizer exactly as the MLE baseline.
+  c = _MLE_ORACLE['get_config']('random' if preset == 'random' else '')
   c.algorithm = 'seqgan'
-  c.data.corpus = 'oracle'
-  c.data.max_len = 20
-  c.data.oracle_path = os.path.abspath(_WEIGHTS) if os.path.exists(_WEIGHTS) else ''
-  c.batch_size = 64
-  c.eval_batch_size = 500
-  c.model.emb_dim = 32
-  c.model.hidden_size = 32
-  c.optimizer.learning_rate = 1e-2
-  c.optimizer.grad_clip = 5.0
   g = c.gan
   g.mle_steps = 120 * _EPOCH
   g.d_pretrain_steps = 50 * 3 * _EPOCH
@@ -59,15 +52,11 @@ def get_config(preset: str = ''):
   c.eval_every = 5 * (g.g_steps + g.d_steps)  # every 5 rounds, as SeqGAN's test
   c.checkpoint_every = 2 * _EPOCH * 10
   c.eval.num_samples = 9984      # int(10000 / 64) * 64, as SeqGAN
-  if preset == 'random':
-    c.data.oracle_path = ''
-  elif preset == 'smoke':
+  if preset == 'smoke':
     smoke(c)
     g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 1
     c.num_train_steps = 6          # MLE, MLE, D, then G, D, G
     g.num_rollouts = 4
     g.d_emb_dim = 8
     g.d_filter_sizes, g.d_num_filters = (1, 2, 3, 5), (4, 4, 4, 4)
-  elif preset:
-    raise ValueError(f"unknown preset {preset!r}: use '', 'random' or 'smoke'")
   return c
