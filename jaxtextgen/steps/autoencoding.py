@@ -219,18 +219,6 @@ def finalize_reconstruction(sums: dict, prefix: str = '') -> dict:
           f'{p}bleu': device_bleu.corpus_bleu(bleu)}
 
 
-def vector_sums(name: str, x: jax.Array) -> dict:
-  """[Z] -> {'name/000': x[0], ...}: per-dimension sums as scalars, because the
-  trainer adds up and converts eval sums leaf by leaf as floats."""
-  return {f'{name}/{j:03d}': x[j] for j in range(x.shape[0])}
-
-
-def gather_vector(sums: dict, name: str) -> np.ndarray:
-  """Inverse of `vector_sums`: float64 [Z]."""
-  keys = sorted(k for k in sums if k.startswith(f'{name}/'))
-  return np.array([sums[k] for k in keys], np.float64)
-
-
 # --- decoding from codes: reconstructions, homotopies, prior samples ------------------------------
 
 def decode_greedy(state: TrainState, z: jax.Array, length: int, *, config):

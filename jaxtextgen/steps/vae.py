@@ -176,8 +176,8 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   sums = {'sentences': weight.sum(), 'tokens': mask.sum(), 'rec_nll_sum': rec.sum(),
           'kl_sum': jnp.where(real, kl_gaussian(mean, logvar).sum(-1), 0.0).sum(),
           'per_example': {'mean': mean, 'logvar': logvar, 'z': z},
-          **autoencoding.vector_sums('mu_sum', (mean * weight[:, None]).sum(0)),
-          **autoencoding.vector_sums('mu_sq_sum', (mean ** 2 * weight[:, None]).sum(0)),
+          'mu_sum': (mean * weight[:, None]).sum(0),          # [Z]: for active units
+          'mu_sq_sum': (mean ** 2 * weight[:, None]).sum(0),  # [Z]
           **autoencoding.greedy_bleu_sums(state, mean, batch, config=config)}
   if config.vae.iw_samples:
     log_px = iw_log_marginal(state, batch, k_iw, mean, logvar, config=config)
@@ -202,8 +202,8 @@ def finalize_eval(sums: dict) -> dict:
          'ppl_elbo': float(np.exp(neg_elbo / tokens)),
          'mi': _split_mutual_information(sums.get('per_example')),
          'active_units': latent_metrics.active_units(
-             autoencoding.gather_vector(sums, 'mu_sum'),
-             autoencoding.gather_vector(sums, 'mu_sq_sum'), n),
+             np.asarray(sums['mu_sum'], np.float64), np.asarray(sums['mu_sq_sum'], np.float64),
+             n),
          'bleu': corpus_bleu({k: v for k, v in sums.items() if k.startswith('bleu_')}),
          'eval_sentences': n}
   if 'iw_nll_sum' in sums:

@@ -7,6 +7,7 @@ import numpy as np
 from jaxtextgen.config import base_config
 from jaxtextgen.steps import lm
 from jaxtextgen.train import parallel
+from fake_batches import padded_batch
 
 V, T, B = 17, 6, 8
 
@@ -22,12 +23,7 @@ def _config(dropout=0.0):
 
 
 def _batch(seed=0):
-  rs = np.random.RandomState(seed)
-  lengths = rs.randint(1, T + 1, size=B)
-  mask = (np.arange(T)[None] < lengths[:, None]).astype(np.float32)
-  tokens = np.where(mask > 0, rs.randint(3, V, size=(B, T)), 0).astype(np.int32)
-  return {'tokens': tokens, 'mask': mask, 'label': np.zeros(B, np.int32),
-          'weight': np.ones(B, np.float32)}
+  return padded_batch(seed, B, T, V, first_word=3)
 
 
 def test_padding_is_excluded_from_loss_and_gradient():

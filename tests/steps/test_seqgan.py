@@ -14,6 +14,7 @@ import pytest
 from jaxtextgen.config import base_config
 from jaxtextgen.steps import adversarial, lm, seqgan
 from jaxtextgen.steps.common import TrainState, make_optimizer, shift_right
+from fake_batches import padded_batch
 
 # Tiny models: compile time dominates (tests/steps/conftest.py).
 pytestmark = pytest.mark.usefixtures('quick_compile')
@@ -39,13 +40,7 @@ def _config(**gan):
 
 
 def _batch(seed=0):
-  rs = np.random.RandomState(seed)
-  lengths = rs.randint(1, T, size=B)  # words, then EOS
-  pos = np.arange(T)[None]
-  tokens = np.where(pos < lengths[:, None], rs.randint(3, V, size=(B, T)), 0)
-  tokens[np.arange(B), lengths] = EOS
-  return {'tokens': tokens.astype(np.int32), 'mask': (pos <= lengths[:, None]).astype(np.float32),
-          'label': np.zeros(B, np.int32), 'weight': np.ones(B, np.float32)}
+  return padded_batch(seed, B, T, V, first_word=3, eos=EOS)
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,6 +13,7 @@ from jaxtextgen.objectives.divergences import gaussian_log_density, kl_gaussian
 from jaxtextgen.steps import autoencoding, vae
 from jaxtextgen.steps.common import shift_right
 from jaxtextgen.train import parallel
+from fake_batches import padded_batch
 
 pytestmark = pytest.mark.usefixtures('quick_compile')
 V, T, B, Z = 17, 7, 8, 4
@@ -33,13 +34,7 @@ def _config(**vae_fields):
 
 
 def _batch(seed=0, b=B):
-  rs = np.random.RandomState(seed)
-  lengths = rs.randint(1, T, size=b)  # words; EOS follows
-  pos = np.arange(T)[None]
-  tokens = np.where(pos < lengths[:, None], rs.randint(5, V, size=(b, T)), 0)
-  tokens[np.arange(b), lengths] = EOS
-  return {'tokens': tokens.astype(np.int32), 'mask': (pos <= lengths[:, None]).astype(np.float32),
-          'label': np.zeros(b, np.int32), 'weight': np.ones(b, np.float32)}
+  return padded_batch(seed, b, T, V, first_word=5, eos=EOS)
 
 
 @functools.lru_cache(maxsize=None)
