@@ -24,6 +24,8 @@ Presets (combine with commas, e.g. 'cyclical,smoke'):
   cyclical     Fu et al.: 4 cycles, rising over the first half of each
   pretrain_fb  Li et al.: encoder from an ae run (vae.encoder_init, default
                /tmp/ae_ptb), free bits 0.25 nats per dimension, KL weight 1
+  aggressive   He et al. 2019: KL weight 1, aggressive encoder updates (10 encoder
+               steps per decoder step) for the first 5 epochs
   smoke        seconds: tiny model, 6 steps, 4 importance samples
 """
 
@@ -47,7 +49,8 @@ def get_config(preset: str = ''):
   c.vae.iw_samples = 500
   c.vae.iw_chunk = 25
   presets = [p for p in preset.split(',') if p]
-  if not set(presets) & {'anneal', 'vanilla', 'logistic', 'cyclical', 'pretrain_fb'}:
+  if not set(presets) & {'anneal', 'vanilla', 'logistic', 'cyclical', 'pretrain_fb',
+                         'aggressive'}:
     presets.insert(0, 'anneal')
   for p in sorted(presets, key=lambda p: p == 'smoke'):  # smoke shrinks last
     if p == 'anneal':
@@ -68,12 +71,18 @@ def get_config(preset: str = ''):
       c.vae.kl_schedule = 'constant'
       c.vae.encoder_init = '/tmp/ae_ptb'
       c.vae.free_bits = 0.25
+    elif p == 'aggressive':
+      c.vae.kl_schedule = 'constant'
+      c.vae.aggressive_steps = 5 * _STEPS_PER_EPOCH
+      c.vae.aggressive_encoder_updates = 10
     elif p == 'smoke':
       smoke(c)
       c.vae.iw_samples = 4
       c.vae.iw_chunk = 2
       c.vae.kl_warmup_steps = 4
+      c.vae.aggressive_steps = min(c.vae.aggressive_steps, 4)
+      c.vae.aggressive_encoder_updates = 2
     else:
       raise ValueError(f"unknown preset {p!r}: use anneal, vanilla, logistic, cyclical, "
-                       "pretrain_fb and/or smoke, comma-separated")
+                       "pretrain_fb, aggressive and/or smoke, comma-separated")
   return c

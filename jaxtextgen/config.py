@@ -67,6 +67,12 @@ def base_config() -> ml_collections.ConfigDict:
   s.temperature = 1.0            # softmax temperature
   s.top_k = 0                    # sample among the k most likely tokens (0: all)
   s.greedy = False               # argmax decoding
+  # Autoencoders only (ae, dae, vae), each also written to WORKDIR:
+  s.reconstruct_file = ''        # reconstruct these sentences (a file, '-' for stdin, one per line)
+  s.homotopy = ''                # 'sentence a ||| sentence b': decode along the line between codes
+  s.homotopy_steps = 7           # points on that line, both ends included
+  s.latent_png = False           # PNG of the eval split's posterior means (PCA), coloured by label
+  s.latent_max_sentences = 5000  # at most this many eval sentences in that PNG
 
   # Autoencoders (ae, dae, vae): the encoder, the latent and the dae's input noise.
   # Encoder and decoder use config.model's emb_dim / hidden_size; config.model.dropout
@@ -91,6 +97,8 @@ def base_config() -> ml_collections.ConfigDict:
   v.word_dropout = 0.0           # prob. of replacing a decoder INPUT word by <unk> (train only)
   v.free_bits = 0.0              # per-dimension KL floor lambda in nats (0: off; Li et al. 2019)
   v.encoder_init = ''            # workdir of a trained 'ae' run: start from its encoder
+  v.aggressive_steps = 0         # He et al. 2019: first N steps update one player at a time ...
+  v.aggressive_encoder_updates = 10  # ... this many encoder-only steps, then one decoder step
   v.iw_samples = 500             # eval: importance samples of the IW-NLL (0: skip it)
   v.iw_chunk = 50                # eval: samples scored per step (memory ~ chunk x eval batch)
 

@@ -11,8 +11,13 @@ Knobs (config.vae): the KL weight schedule w (constant, linear, logistic
 (Bowman et al. 2016), cyclical (Fu et al. 2019)) times beta; word dropout of
 the decoder's input tokens to <unk> during training (Bowman et al.); free bits
 per dimension (Kingma et al. 2016, Li et al. 2019); an encoder initialised from
-an `ae` run (Li et al. 2019). He et al. 2019's aggressive encoder updates are
-not implemented yet (the encoder and decoder are separate players, ready for it).
+an `ae` run (Li et al. 2019); He et al. 2019's aggressive encoder updates
+(`update_players`): for the first vae.aggressive_steps steps each step updates
+ONE player, vae.aggressive_encoder_updates encoder steps (each on a fresh batch)
+then one decoder step, so the encoder catches up with the decoder's posterior
+before the decoder moves. He et al. run the inner loop until the encoder's loss
+stops falling and end the phase when MI stops rising; here both are fixed
+counts, so a run stays a pure function of (seed, step) and resumes exactly.
 
     from jaxtextgen.steps import vae
     state = vae.init(rng, config, batch)
@@ -70,6 +75,9 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   if config.vae.iw_samples % max(config.vae.iw_chunk, 1) or config.vae.iw_chunk < 1:
     raise ValueError(f'config.vae.iw_samples={config.vae.iw_samples} must be a multiple of '
                      f'config.vae.iw_chunk={config.vae.iw_chunk} (>= 1).')
+  if config.vae.aggressive_steps and config.vae.aggressive_encoder_updates < 1:
+    raise ValueError('config.vae.aggressive_steps needs config.vae.aggressive_encoder_updates '
+                     f'>= 1; got {config.vae.aggressive_encoder_updates}.')
   if config.vae.word_dropout and config.vocab.unk_id < 0:
     raise ValueError('config.vae.word_dropout needs an <unk> token, and this vocabulary has '
                      'none (the synthetic oracle); set config.vae.word_dropout=0.')
@@ -143,7 +151,22 @@ def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   grads, loss, rec, kl = global_sum((grads, loss, rec, kl), axis_name)
   metrics = {'loss': loss, 'rec_nll': rec, 'kl': kl, 'kl_weight': w,
              'tokens': global_sum(mask.sum(), axis_name)}
-  return autoencoding.apply_gradients(state, grads), metrics
+  return update_players(state, grads, config=config), metrics
+
+
+def update_players(state: TrainState, grads: dict, *, config) -> TrainState:
+  """Both players' updates; during He et al.'s aggressive phase (the first
+  vae.aggressive_steps steps) only the encoder's, except every
+  (aggressive_encoder_updates + 1)-th step, which updates only the decoder."""
+  v = config.vae
+  if not v.aggressive_steps:
+    return autoencoding.apply_gradients(state, grads)
+  only = lambda *players: lambda s: autoencoding.apply_gradients(s, {p: grads[p] for p in players})
+  k = v.aggressive_encoder_updates
+  branch = jnp.where(state.step >= v.aggressive_steps, 0,
+                     jnp.where(jnp.mod(state.step, k + 1) < k, 1, 2))
+  return jax.lax.switch(branch, [only('encoder', 'decoder'), only('encoder'), only('decoder')],
+                        state)
 
 
 def iw_log_marginal(state: TrainState, batch, rng: jax.Array, mean, logvar, *, config):

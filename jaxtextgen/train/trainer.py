@@ -10,12 +10,14 @@ uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
 import math
 import os
 import signal
+import sys
 import time
 
 import jax
@@ -129,6 +131,14 @@ class Run:
         json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
     return path
 
+  def write_text(self, name: str, lines: list[str]) -> str:
+    """WORKDIR/name with one line per entry (chief only); returns the path."""
+    path = os.path.join(self.workdir, name)
+    if self.is_chief:
+      with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
 
 class _StopFlag:
   """Turns SIGTERM (pre-emption, `kill`) into a clean stop after the current step."""
@@ -214,18 +224,116 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
 
 
 def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]:
-  """--mode=sample: `num` decoded samples of the latest checkpoint, also written to
-  samples_<step>.txt."""
+  """--mode=sample: `num` decoded samples of the latest checkpoint (written to
+  samples_<step>.txt) and, for autoencoders, what config.sample asks for:
+  reconstructions of sentences from a file or stdin, a homotopy between two
+  sentences, a PNG of the latent space. Returns the lines to print."""
   run = Run(config, workdir)
+  _check_latent_request(run)
   state, step = run.restore_or_init(require=True)
-  num = num or run.config.sample.num
-  tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
-                           config=run.config)
-  texts = [run.data.vocab.decode(t) for t in _to_host(tokens)]
-  if run.is_chief:
-    with open(os.path.join(workdir, f'samples_{step}.txt'), 'w', encoding='utf-8') as f:
-      f.write('\n'.join(texts) + '\n')
-  return texts
+  num = run.config.sample.num if num is None else num
+  lines = []
+  if num > 0:
+    tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
+                             config=run.config)
+    lines = [run.data.vocab.decode(t) for t in _to_host(tokens)]
+    run.write_text(f'samples_{step}.txt', lines)
+  return lines + _latent_outputs(run, state, step)
+
+
+def _check_latent_request(run: Run) -> bool:
+  """Whether config.sample asks for autoencoder outputs; an error if the algorithm
+  has no encoder to give them."""
+  s = run.config.sample
+  wanted = [f'config.sample.{k}' for k in ('reconstruct_file', 'homotopy', 'latent_png')
+            if s[k]]
+  if wanted and not hasattr(run.algo, 'encode_sentences'):
+    raise ValueError(f'{", ".join(wanted)}: the algorithm {run.config.algorithm!r} has no '
+                     'encoder; these need an autoencoder (ae, dae or vae). Unset them.')
+  return bool(wanted)
+
+
+def _latent_outputs(run: Run, state, step: int) -> list[str]:
+  """The autoencoder-only outputs of --mode=sample (config.sample)."""
+  cfg, s, vocab = run.config, run.config.sample, run.data.vocab
+  if not _check_latent_request(run):
+    return []
+  batch = cfg.eval_batch_size
+
+  def run_chunked(fn, split):  # fn(state, tokens, mask) over eval-batch-sized chunks
+    fn = jax.jit(functools.partial(fn, config=cfg))
+    return _in_chunks(lambda t, m: _to_host(fn(state, t, m)), (split.tokens, split.mask), batch)
+
+  def tokenize(texts, name):
+    return pipeline.tokenize(texts, None, vocab, cfg.data.max_len, name=name)
+
+  out = []
+  if s.reconstruct_file:
+    texts = read_sentences(s.reconstruct_file, 'config.sample.reconstruct_file')
+    decoded = run_chunked(run.algo.reconstruct, tokenize(texts, s.reconstruct_file))
+    rows = [f'{a}\t{vocab.decode(b)}' for a, b in zip(texts, decoded)]
+    path = run.write_text(f'reconstructions_{step}.txt', rows)
+    out += [f'# reconstructions (input TAB greedy decode of its code), also in {path}'] + rows
+  if s.homotopy:
+    ends = [t.strip() for t in s.homotopy.split('|||')]
+    if len(ends) != 2 or not all(ends):
+      raise ValueError(f"config.sample.homotopy={s.homotopy!r}: give two sentences separated "
+                       "by '|||', e.g. 'the market fell . ||| he said yes .'")
+    if s.homotopy_steps < 2:
+      raise ValueError(f'config.sample.homotopy_steps={s.homotopy_steps}: need at least 2.')
+    split = tokenize(ends, 'config.sample.homotopy')
+    path_tokens = _to_host(run.algo.homotopy(state, jnp.asarray(split.tokens),
+                                             jnp.asarray(split.mask), s.homotopy_steps,
+                                             config=cfg))
+    rows = [vocab.decode(t) for t in path_tokens]
+    path = run.write_text(f'homotopy_{step}.txt', rows)
+    out += [f'# homotopy, {s.homotopy_steps} points from a to b, also in {path}'] + rows
+  if s.latent_png:
+    if run.data.eval is None:
+      raise ValueError('config.sample.latent_png needs an eval split (config.data.eval_split).')
+    n = min(len(run.data.eval), s.latent_max_sentences)
+    split = run.data.eval
+    codes = run_chunked(run.algo.encode_sentences,
+                        pipeline.TokenizedSplit(split.tokens[:n], split.mask[:n],
+                                                split.labels[:n], 0))
+    path = os.path.join(run.workdir, f'latent_{step}.png')
+    if run.is_chief:
+      from jaxtextgen.metrics import projection  # pylint: disable=g-import-not-at-top
+      projection.write_latent_png(codes, split.labels[:n], path, title=(
+          f'{cfg.algorithm} posterior means, {n} {cfg.data.eval_split} sentences, step {step}'))
+    out.append(f'# latent PNG ({n} {cfg.data.eval_split} sentences, PCA): {path}')
+  return out
+
+
+def _in_chunks(fn, arrays: tuple[np.ndarray, ...], size: int) -> np.ndarray:
+  """fn over rows of `arrays` in chunks of exactly `size` rows (the last one padded
+  with zeros, its padding dropped from the output): one compiled shape."""
+  outs = []
+  for i in range(0, len(arrays[0]), size):
+    part = [a[i:i + size] for a in arrays]
+    pad = size - len(part[0])
+    part = [np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+    outs.append(np.asarray(fn(*part))[:size - pad])
+  return np.concatenate(outs)
+
+
+def read_sentences(path: str, what: str) -> list[str]:
+  """Non-empty lines of a UTF-8 text file ('-': stdin), stripped."""
+  try:
+    raw = sys.stdin.buffer.read() if path == '-' else open(path, 'rb').read()
+  except FileNotFoundError:
+    raise FileNotFoundError(f'{what}={path!r}: no such file; give a text file with one '
+                            "sentence per line, or '-' to read stdin.") from None
+  try:
+    text = raw.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line = raw[:e.start].count(b'\n') + 1
+    raise ValueError(f'{what}={path!r}: line {line} is not UTF-8 (byte offset {e.start}); '
+                     're-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).') from None
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  if not lines:
+    raise ValueError(f'{what}={path!r} holds no sentences; give one sentence per line.')
+  return lines
 
 
 def _to_host(x) -> np.ndarray:

@@ -76,3 +76,53 @@ def test_dae_all_modes(tmp_path):
   final = _run_all_modes(_config(tmp_path, 'dae_ptb'), str(tmp_path / 'dae'))
   assert {'rec_nll', 'bleu', 'noisy_rec_nll', 'noisy_bleu'} <= set(final)
 
+
+
+def test_sample_mode_reconstructs_interpolates_and_draws_the_latent_space(tmp_path, monkeypatch):
+  import io  # pylint: disable=g-import-not-at-top
+  config = _config(tmp_path, 'ae_ptb')
+  workdir = str(tmp_path / 'ae')
+  trainer.train_and_evaluate(config, workdir)
+  sentences = ['the cat sat on a mat', 'a dog ran far away', 'the dog sat', 'cat and dog',
+               'on a mat', 'far away ran the cat']
+  (tmp_path / 'in.txt').write_text('\n'.join(sentences[:5]) + '\n\n')
+  config.sample.num = 0
+  config.sample.reconstruct_file = str(tmp_path / 'in.txt')
+  config.sample.homotopy = f'{sentences[0]} ||| {sentences[1]}'
+  config.sample.homotopy_steps = 5
+  config.sample.latent_png = True
+  config.eval_batch_size = 4  # two chunks for five sentences: padding must not matter
+  lines = trainer.sample_checkpoint(config, workdir)
+
+  # What each sentence reconstructs to on its own, without chunks or padding.
+  run = trainer.Run(config, workdir)
+  state, step = run.restore_or_init(require=True)
+  split = trainer.pipeline.tokenize(sentences, None, run.data.vocab, config.data.max_len)
+  alone = [run.data.vocab.decode(autoencoding.reconstruct(
+      state, split.tokens[i:i + 1], split.mask[i:i + 1], config=run.config)[0])
+           for i in range(len(sentences))]
+  rows = open(os.path.join(workdir, f'reconstructions_{step}.txt')).read().splitlines()
+  assert rows == [f'{s}\t{r}' for s, r in zip(sentences[:5], alone)]
+  path = open(os.path.join(workdir, f'homotopy_{step}.txt')).read().splitlines()
+  assert len(path) == 5 and path[0] == alone[0] and path[-1] == alone[1]
+  with open(os.path.join(workdir, f'latent_{step}.png'), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  assert lines[1:6] == rows and lines[7:12] == path and 'latent' in lines[-1]
+
+  # stdin, and bad input: one error naming the fix.
+  config.sample.homotopy, config.sample.latent_png = '', False
+  config.sample.reconstruct_file = '-'
+  monkeypatch.setattr('sys.stdin', io.TextIOWrapper(io.BytesIO(sentences[5].encode())))
+  assert trainer.sample_checkpoint(config, workdir)[1:] == [f'{sentences[5]}\t{alone[5]}']
+  (tmp_path / 'bad.txt').write_bytes(b'the cat\nthe \xff dog\n')
+  config.sample.reconstruct_file = str(tmp_path / 'bad.txt')
+  with pytest.raises(ValueError, match='line 2 is not UTF-8'):
+    trainer.sample_checkpoint(config, workdir)
+  config.sample.reconstruct_file = ''
+  config.sample.homotopy = 'only one sentence'
+  with pytest.raises(ValueError, match="separated by '|||'"):
+    trainer.sample_checkpoint(config, workdir)
+  config.sample.homotopy, config.algorithm = '', 'lm'
+  config.sample.latent_png = True
+  with pytest.raises(ValueError, match='need an autoencoder'):
+    trainer.sample_checkpoint(config, str(tmp_path / 'lm'))

@@ -165,3 +165,35 @@ def test_pretrained_encoder_must_fit():
   with pytest.raises(ValueError, match='same corpus, vocabulary, model sizes'):
     autoencoding.with_pretrained_encoder(
         fresh, {**ae_encoder, 'lstm': {'w': np.zeros((5, 3))}}, 'ae_dir')
+
+
+def test_aggressive_phase_updates_one_player_at_a_time():
+  """He et al. 2019: k encoder-only steps, one decoder-only step, ...; after the
+  phase, both players every step. The updated player moves exactly as in the
+  plain step; the other stays bit for bit, Adam state included."""
+  c = _config(aggressive_steps=6, aggressive_encoder_updates=2)
+  plain = jax.jit(functools.partial(vae.train_step, config=_config()))
+  step = jax.jit(functools.partial(vae.train_step, config=c))
+  state, rng = _fresh_state(), jax.random.key(5)
+  moved = []
+  for i in range(8):
+    batch = _batch(10 + i)
+    ref, _ = plain(state, batch, rng)
+    new, _ = step(state, batch, rng)
+    players = []
+    for p in ('encoder', 'decoder'):
+      same = jax.tree.leaves(jax.tree.map(lambda a, b: bool((a == b).all()),
+                                          new.params[p], state.params[p]))
+      if not all(same):
+        players.append(p)
+        jax.tree.map(np.testing.assert_array_equal, new.params[p], ref.params[p])
+      else:
+        jax.tree.map(np.testing.assert_array_equal, new.opt_state[p], state.opt_state[p])
+    moved.append(tuple(players))
+    assert int(new.step) == i + 1
+    state = new
+  enc, dec, both = ('encoder',), ('decoder',), ('encoder', 'decoder')
+  assert moved == [enc, enc, dec, enc, enc, dec, both, both]
+  with pytest.raises(ValueError, match='aggressive_encoder_updates'):
+    vae.init(jax.random.key(0), _config(aggressive_steps=4, aggressive_encoder_updates=0),
+             _batch())
