@@ -19,8 +19,12 @@ training, 9.038 for MLE).
     python launch.py --config=configs/seqgan_oracle.py:smoke --workdir=/tmp/seqgan_oracle_smoke
 
 Presets: '' (SeqGAN's weights in ../shared/data/seqgan_oracle when present, else a seeded
-random oracle), 'random' (always the seeded oracle), 'smoke' (seconds: tiny oracle, tiny
-discriminator, 4 rollouts, every phase visited).
+random oracle), 'random' (always the seeded oracle), 'pretrained' (no MLE phase: the
+generator of the configs/mle_oracle.py run in /tmp/runs/mle_oracle, or
+--config.gan.generator_init=WORKDIR), 'short' (for a CPU: 3 epochs of discriminator
+pretraining, then 30 rounds of 1 generator step + 1 epoch of discriminator steps), 'smoke'
+(seconds: tiny oracle, tiny discriminator, 4 rollouts, every phase visited). Presets
+combine with commas, e.g. 'pretrained,short'.
 """
 
 import os
@@ -33,11 +37,16 @@ _EPOCH = 10_000 // 64  # 156 batches, as SeqGAN's data loader
 _ROUNDS = 800
 
 
+PRESETS = ('random', 'pretrained', 'short', 'smoke')
+
+
 def get_config(preset: str = ''):
-  if preset not in ('', 'random', 'smoke'):
-    raise ValueError(f"unknown preset {preset!r}: use '', 'random' or 'smoke'")
+  presets = [p for p in preset.split(',') if p]
+  if set(presets) - set(PRESETS):
+    raise ValueError(f'unknown preset(s) {sorted(set(presets) - set(PRESETS))}: use any of '
+                     f'{PRESETS}, comma-separated')
   # Oracle, generator and optimizer exactly as the MLE baseline.
-  c = _MLE_ORACLE['get_config']('random' if preset == 'random' else '')
+  c = _MLE_ORACLE['get_config']('random' if 'random' in presets else '')
   c.algorithm = 'seqgan'
   g = c.gan
   g.mle_steps = 120 * _EPOCH
@@ -47,13 +56,22 @@ def get_config(preset: str = ''):
   g.num_rollouts = 16
   g.rollout_update_rate = 0.8
   g.baseline = 'none'
-  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + _ROUNDS * (g.g_steps + g.d_steps)
+  rounds = _ROUNDS
   c.log_every = 500
   c.eval_every = 5 * (g.g_steps + g.d_steps)  # every 5 rounds, as SeqGAN's test
   c.checkpoint_every = 2 * _EPOCH * 10
   c.eval.num_samples = 9984      # int(10000 / 64) * 64, as SeqGAN
-  if preset == 'smoke':
+  if 'pretrained' in presets:
+    g.generator_init = '/tmp/runs/mle_oracle'
+    g.mle_steps = 0
+  if 'short' in presets:  # for a CPU: 3 epochs of D pretraining, 30 rounds of 1 G + 1 epoch of D
+    g.d_pretrain_steps, g.d_steps, rounds = 3 * _EPOCH, _EPOCH, 30
+    c.eval_every = c.checkpoint_every = 10 * (g.g_steps + g.d_steps)
+    c.log_every = 50
+  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + rounds * (g.g_steps + g.d_steps)
+  if 'smoke' in presets:
     smoke(c)
+    g.generator_init = ''
     g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 1
     c.num_train_steps = 6          # MLE, MLE, D, then G, D, G
     g.num_rollouts = 4

@@ -102,8 +102,8 @@ def base_config() -> ml_collections.ConfigDict:
   v.iw_samples = 500             # eval: importance samples of the IW-NLL (0: skip it)
   v.iw_chunk = 50                # eval: samples scored per step (memory ~ chunk x eval batch)
 
-  # GAN algorithms (seqgan): the phase schedule by step, the discriminator, the rewards.
-  # The generator is config.model trained with config.optimizer.
+  # GAN algorithms (seqgan, gumbel_gan, wgan): the phase schedule by step, the discriminator,
+  # the rewards. The generator is config.model trained with config.optimizer (MLE steps).
   c.gan = g = ml_collections.ConfigDict()
   g.mle_steps = 0                # phase 1: generator MLE (teacher-forcing) steps
   g.d_pretrain_steps = 0         # phase 2: discriminator steps, real batch vs fresh samples
@@ -129,6 +129,18 @@ def base_config() -> ml_collections.ConfigDict:
   g.baseline_decay = 0.9         # seqgan: decay of the 'moving_average' baseline
   g.value_hidden_size = 64       # seqgan: width of the 'value' baseline's MLP
   g.value_learning_rate = 1e-3   # seqgan: Adam learning rate of the 'value' baseline
+  g.generator_init = ''          # workdir of an 'lm' run: start from its generator (mle_steps=0)
+  g.loss = 'nonsaturating'       # gumbel_gan: 'nonsaturating', 'rsgan' or 'wgan'; wgan: 'wgan'
+  g.clip = 0.0                   # clip every D weight into [-clip, clip] after updates (WGAN 0.01)
+  g.instance_noise = 0.0         # std of Gaussian noise on D's one-hot / soft inputs (0: off)
+  g.g_optimizer = 'adam'         # gumbel_gan, wgan: optimizer of the adversarial G updates
+  g.g_learning_rate = 1e-4       # gumbel_gan, wgan: its learning rate (RelGAN: Adam 1e-4)
+  g.gumbel_beta_max = 100.0      # gumbel_gan: final inverse temperature beta (RelGAN: 100, 1000)
+  g.gumbel_schedule = 'exp'      # gumbel_gan: beta schedule (objectives.discrete, RelGAN's 'exp')
+  g.gumbel_anneal_steps = 0      # gumbel_gan: N of the schedule in G updates (0: the run's all)
+  g.gumbel_hard = False          # gumbel_gan: straight-through one-hots to D (False: soft, RelGAN)
+  g.latent_std = 0.0             # gumbel_gan, wgan: std of the fakes' random initial LSTM state
+  g.eval_bleu = True             # eval: BLEU-2..5 of samples vs the eval split, self-BLEU-2..5
 
   # Filled in at start-up from the data (vocabulary size, special ids); not for users.
   c.vocab = ml_collections.ConfigDict(

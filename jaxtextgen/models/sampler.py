@@ -1,9 +1,12 @@
-"""The one sampler: ancestral / top-k / greedy decoding of an `LSTMDecoder`.
+"""The one sampler: ancestral / top-k / greedy decoding of an `LSTMDecoder`,
+and its differentiable twin for GANs on relaxed tokens.
 
 Everything happens inside one `lax.scan` over time, for the whole batch at
 once, on device: 10k samples for NLL-oracle or BLEU are one jitted call.
 Forced positions (`forced_mask`) let Monte-Carlo rollouts continue given
-prefixes inside the same scan.
+prefixes inside the same scan. `relaxed_sample` runs the same scan (`_unroll`)
+but emits Gumbel-softmax or softmax vectors and feeds their expected embedding
+back, so gradients flow from a discriminator into the decoder (gumbel_gan, wgan).
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import functools
 import math
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
 from jaxtextgen.models.lstm import LSTMDecoder
+from jaxtextgen.objectives.discrete import gumbel_softmax
 
 
 class Samples(NamedTuple):
@@ -88,32 +93,104 @@ def sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, len
   Returns:
     `Samples`.
   """
-  state = initial_state
-  if state is None:
-    state = decoder.apply(params, batch, cond, method=LSTMDecoder.initial_state)
   if forced_tokens is None:
     forced_tokens = jnp.zeros((batch, length), jnp.int32)
     forced_mask = jnp.zeros((batch, length), bool)
 
-  def body(carry, xs):
-    state, prev, done = carry
-    t, forced_tok, forced = xs
-    logits, state, _ = decoder.apply(params, prev, state, cond, method=LSTMDecoder.step)
+  def choose(logits, key, xs):
+    forced_tok, forced = xs
     logits = logits / temperature
     if top_k:
       logits = _top_k_mask(logits, top_k)
-    if greedy:
-      tok = jnp.argmax(logits, axis=-1)
-    else:
-      tok = categorical(jax.random.fold_in(rng, t), logits)
+    tok = jnp.argmax(logits, axis=-1) if greedy else categorical(key, logits)
     tok = jnp.where(forced, forced_tok, tok).astype(jnp.int32)
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), tok[:, None], axis=-1)[:, 0]
+    return tok, logp
+
+  first = jnp.full((batch,), bos_id, jnp.int32)
+  toks, mask, logp = _unroll(decoder, params, rng, choose, first, (forced_tokens.T, forced_mask.T),
+                             batch=batch, length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,
+                             initial_state=initial_state)
+  return Samples(toks, mask, jnp.where(mask > 0, logp, 0.0))
+
+
+class RelaxedSamples(NamedTuple):
+  """probs float32 [batch, time, vocab]: the relaxed one-hot vectors, differentiable
+  with respect to the decoder's params (one-hot PAD after EOS, no gradient);
+  tokens int32 [batch, time]: their argmax (PAD after EOS); mask float32
+  [batch, time]: 1 up to and including EOS."""
+  probs: jax.Array
+  tokens: jax.Array
+  mask: jax.Array
+
+
+def relaxed_sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, length: int,
+                   bos_id: int, eos_id: int = -1, pad_id: int = 0, gumbel: bool = True,
+                   inverse_temperature: float | jax.Array = 1.0, hard: bool = False,
+                   cond: jax.Array | None = None, initial_state=None) -> RelaxedSamples:
+  """A free-running decoder whose every step emits a differentiable token vector.
+
+  Step t computes logits from the previous vector's expected embedding
+  (`LSTMDecoder.embed_soft`; BOS's embedding first) and emits
+      gumbel=True:  y_t = softmax(beta * (logits + g)),  g ~ Gumbel(0, 1)
+                    (RelGAN / GSGAN; argmax y_t is an exact sample of softmax(logits));
+                    with `hard`, the straight-through one-hot of that argmax, whose
+                    gradient is the soft vector's (`objectives.discrete.gumbel_softmax`);
+      gumbel=False: y_t = softmax(logits), the distribution itself (WGAN on softmax outputs).
+  A row stops after the step whose argmax is EOS, as `sample` stops it; later vectors are
+  one-hot PAD. Not jitted: it runs inside the jitted, differentiated GAN steps.
+
+  Args:
+    decoder, params, rng, batch, length, bos_id, eos_id, pad_id, cond, initial_state: as
+      `sample` (step t draws its noise with fold_in(rng, t)).
+    inverse_temperature: beta > 0 (may be traced), RelGAN's schedule value.
+
+  Returns:
+    `RelaxedSamples`.
+  """
+  pad = jax.nn.one_hot(pad_id, decoder.vocab_size, dtype=jnp.float32)
+
+  def choose(logits, key, xs):
+    del xs
+    if gumbel:
+      y = gumbel_softmax(key, logits, 1.0 / inverse_temperature, hard=hard)
+    else:
+      y = jax.nn.softmax(logits, axis=-1)
+    return jnp.argmax(y, axis=-1).astype(jnp.int32), y
+
+  first = decoder.apply(params, jnp.full((batch,), bos_id, jnp.int32), method=LSTMDecoder.embed)
+  embed = lambda y: decoder.apply(params, y, method=LSTMDecoder.embed_soft)
+  toks, mask, probs = _unroll(decoder, params, rng, choose, first, None, batch=batch,
+                              length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,
+                              initial_state=initial_state, next_input=embed)
+  probs = jnp.where(mask[..., None] > 0, probs, pad)
+  chex.assert_shape(probs, (batch, length, decoder.vocab_size))
+  return RelaxedSamples(probs, toks, mask)
+
+
+def _unroll(decoder, params, rng, choose, first_input, xs, *, batch, length, eos_id, pad_id,
+            cond, initial_state, next_input=None):
+  """The scan both samplers share. Step t runs the decoder on the previous input and
+  `choose(logits, fold_in(rng, t), xs[t]) -> (token, emitted)`; the next input is
+  `next_input(emitted)`, or the token (PAD after EOS) by default. Rows emit PAD after EOS.
+  Returns tokens int32 [batch, length], mask float32 (1 up to EOS) and the stacked
+  `emitted` values, batch-major."""
+  state = initial_state
+  if state is None:
+    state = decoder.apply(params, batch, cond, method=LSTMDecoder.initial_state)
+
+  def body(carry, step_xs):
+    state, prev, done = carry
+    t, x = step_xs
+    logits, state, _ = decoder.apply(params, prev, state, cond, method=LSTMDecoder.step)
+    tok, emitted = choose(logits, jax.random.fold_in(rng, t), x)
     alive = ~done
     tok = jnp.where(alive, tok, pad_id)
     done = done | (tok == eos_id)
-    return (state, tok, done), (tok, alive, jnp.where(alive, logp, 0.0))
+    nxt = tok if next_input is None else next_input(emitted)
+    return (state, nxt, done), (tok, alive, emitted)
 
-  init = (state, jnp.full((batch,), bos_id, jnp.int32), jnp.zeros((batch,), bool))
-  xs = (jnp.arange(length), forced_tokens.T, forced_mask.T)
-  _, (toks, alive, logp) = jax.lax.scan(body, init, xs)
-  return Samples(toks.T, alive.T.astype(jnp.float32), logp.T)
+  init = (state, first_input, jnp.zeros((batch,), bool))
+  _, (toks, alive, emitted) = jax.lax.scan(body, init, (jnp.arange(length), xs))
+  swap = lambda x: jnp.swapaxes(x, 0, 1)
+  return swap(toks), swap(alive).astype(jnp.float32), swap(emitted)

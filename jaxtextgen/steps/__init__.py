@@ -10,7 +10,7 @@
 import importlib
 import types
 
-ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan')
+ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan')
 
 
 def get(name: str) -> types.ModuleType:

@@ -16,19 +16,51 @@ device by `lax.switch` inside the one jitted train step: the generic trainer
 needs nothing GAN-specific and a run resumes at any step. The price, on
 XLA:CPU only, is that the conditional copies the players it leaves untouched
 (SeqGAN's discriminator with its Adam state is 86 MB: tens of ms a step).
+`phase_step` is that train step, given the algorithm's three updates.
+
+The discriminator's objective is config.gan.loss: 'nonsaturating' (SeqGAN's
+cross-entropy; the generator minimises -log D(fake)), 'rsgan' (relativistic,
+RelGAN) or 'wgan' (a critic; config.gan.clip > 0 clips every weight into
+[-clip, clip] after each update, exactly: `apply_updates_and_clip`).
+Generators on relaxed tokens (gumbel_gan, wgan) share `soft_generator_update`:
+the differentiable unroll of `models.sampler.relaxed_sample`, the
+discriminator on its vectors, one update of the generator with its own
+adversarial optimizer (config.gan.g_optimizer; MLE keeps config.optimizer).
+
+config.gan.generator_init names the workdir of an `lm` (or any GAN) run whose
+latest checkpoint's generator starts this one (`init_generator`), so a run can
+skip MLE pretraining (gan.mle_steps = 0).
+
+Eval (`eval_step` / `finalize_eval`, shared): NLL-gen on the eval split, the
+discriminator's accuracy (and logit gap: the critic's Wasserstein estimate) on
+real eval sentences vs fresh fakes, and with config.gan.eval_bleu BLEU-2..5 of
+one temperature-1 sample per eval sentence against the eval split, and their
+self-BLEU-2..5 (`metrics.bleu`: nltk's sentence BLEU, method1 smoothing).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+import optax
 
+from jaxtextgen.metrics import bleu
 from jaxtextgen.models.discriminator import CNNDiscriminator, LSTMDiscriminator
-from jaxtextgen.models.sampler import sample as sample_tokens
-from jaxtextgen.objectives.gan import minimax_d_loss
+from jaxtextgen.models.lstm import LSTMDecoder
+from jaxtextgen.models.sampler import relaxed_sample, sample as sample_tokens
+from jaxtextgen.objectives import gan as gan_losses
+from jaxtextgen.objectives.discrete import gumbel_inverse_temperature
 from jaxtextgen.steps import lm
-from jaxtextgen.steps.common import TrainState, compute_dtype, global_sum, make_optimizer
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
+                                     make_optimizer)
+
+LOSSES = ('nonsaturating', 'rsgan', 'wgan')
+G_ADV = 'generator_adv'  # opt_state / tx key of the adversarial generator optimizer
+BLEU_ORDERS = (2, 3, 4, 5)
 
 # Phases, in the order they occur; `phase_at` returns their index.
 PHASES = ('mle', 'd_pretrain', 'g', 'd')
@@ -67,6 +99,15 @@ def check_config(config) -> None:
   if g.d_kind == 'cnn' and len(g.d_filter_sizes) != len(g.d_num_filters):
     raise ValueError(f'config.gan.d_filter_sizes {tuple(g.d_filter_sizes)} and d_num_filters '
                      f'{tuple(g.d_num_filters)} must have the same length')
+  if g.loss not in LOSSES:
+    raise ValueError(f'config.gan.loss={g.loss!r}: use one of {LOSSES}')
+  if g.loss == 'wgan' and g.clip <= 0:
+    raise ValueError("config.gan.loss='wgan' needs a Lipschitz critic: set config.gan.clip > 0 "
+                     '(WGAN: 0.01)')
+  if g.clip < 0 or g.instance_noise < 0 or g.latent_std < 0 or g.gumbel_beta_max < 1:
+    raise ValueError(f'config.gan: need clip, instance_noise, latent_std >= 0 and '
+                     f'gumbel_beta_max >= 1; got {g.clip}, {g.instance_noise}, {g.latent_std}, '
+                     f'{g.gumbel_beta_max}')
 
 
 # --- the discriminator player ---------------------------------------------------------------------
@@ -83,10 +124,13 @@ def make_discriminator(config):
 
 
 def init_discriminator(rng: jax.Array, config):
-  """(params, optimizer) of the discriminator on token ids [batch, max_len]."""
+  """(params, optimizer) of the discriminator on token ids [batch, max_len]; a
+  weight-clipped critic starts inside the box too."""
   tokens = jnp.zeros((1, config.data.max_len), jnp.int32)
   params = make_discriminator(config).init(rng, tokens)['params']
   g = config.gan
+  if g.clip > 0:
+    params = gan_losses.clip_weights(params, g.clip)
   opt = ml_collections.ConfigDict(dict(
       config.optimizer.to_dict(), name=g.d_optimizer, learning_rate=g.d_learning_rate,
       grad_clip=g.d_grad_clip, schedule='constant', weight_decay=0.0))
@@ -101,34 +145,114 @@ def discriminator_logits(params, tokens: jax.Array, *, config, rng=None) -> jax.
                                           rngs=rngs)
 
 
+def d_inputs(x: jax.Array, rng: jax.Array, *, config) -> jax.Array:
+  """What D reads: ids as they are, or [batch, time, V] vectors (one-hot reals, soft
+  fakes) plus config.gan.instance_noise Gaussian noise. With noise, ids become one-hots."""
+  std = config.gan.instance_noise
+  if not std:
+    return x
+  if jnp.issubdtype(x.dtype, jnp.integer):
+    x = jax.nn.one_hot(x, config.vocab.size, dtype=jnp.float32)
+  return gan_losses.instance_noise(rng, x, std)
+
+
 def discriminator_loss(params, real: jax.Array, fake: jax.Array, rng: jax.Array, *, config):
-  """SeqGAN's objective: cross-entropy over the mixed real/fake batch plus
-  d_l2 * ||output layer||^2 / 2 (tf.nn.l2_loss). Returns (loss, metrics)."""
-  k_real, k_fake = jax.random.split(rng)
-  real_logits = discriminator_logits(params, real, config=config, rng=k_real)
-  fake_logits = discriminator_logits(params, fake, config=config, rng=k_fake)
-  # minimax_d_loss sums the two halves' means; SeqGAN's mean over the mixed batch is half that.
-  loss = 0.5 * minimax_d_loss(real_logits, fake_logits)
+  """config.gan.loss's discriminator objective plus d_l2 * ||output layer||^2 / 2
+  (SeqGAN's tf.nn.l2_loss). 'nonsaturating' is SeqGAN's cross-entropy over the mixed
+  real/fake batch. real, fake: ids [batch, time] or distributions [batch, time, V].
+  Returns (loss, metrics): d_real / d_fake are mean probabilities of 'real'
+  (wgan: mean critic scores), d_acc the fraction classified right (rsgan, wgan: of
+  pairs where the real one scores higher)."""
+  k_real, k_fake, k_nr, k_nf = jax.random.split(rng, 4)
+  real_logits = discriminator_logits(params, d_inputs(real, k_nr, config=config), config=config,
+                                     rng=k_real)
+  fake_logits = discriminator_logits(params, d_inputs(fake, k_nf, config=config), config=config,
+                                     rng=k_fake)
+  kind = config.gan.loss
+  if kind == 'wgan':
+    loss = gan_losses.wgan_critic_loss(real_logits, fake_logits)
+  elif kind == 'rsgan':
+    loss = gan_losses.rsgan_d_loss(real_logits, fake_logits)
+  else:  # minimax_d_loss sums the two halves' means; SeqGAN's mean over the mixed batch is half.
+    loss = 0.5 * gan_losses.minimax_d_loss(real_logits, fake_logits)
   out = params['output']
   l2 = 0.5 * (jnp.sum(jnp.square(out['kernel'])) + jnp.sum(jnp.square(out['bias'])))
-  metrics = {'d_real': jax.nn.sigmoid(real_logits).mean(),
-             'd_fake': jax.nn.sigmoid(fake_logits).mean(),
-             'd_acc': 0.5 * ((real_logits > 0).mean() + (fake_logits < 0).mean())}
+  score = (lambda x: x) if kind == 'wgan' else jax.nn.sigmoid
+  acc = ((real_logits > fake_logits).mean() if kind != 'nonsaturating'
+         else 0.5 * ((real_logits > 0).mean() + (fake_logits < 0).mean()))
+  metrics = {'d_real': score(real_logits).mean(), 'd_fake': score(fake_logits).mean(),
+             'd_acc': acc}
   return loss + config.gan.d_l2 * l2, {'d_loss': loss, **metrics}
 
 
 def discriminator_update(state: TrainState, real: jax.Array, fake: jax.Array, rng: jax.Array, *,
                          config, axis_name=None):
-  """One optimizer step of 'discriminator' on real vs fake token ids [batch, time]
-  (equal local batches on every device, so the mean of device means is the
-  global mean). Returns (state, metrics)."""
+  """One optimizer step of 'discriminator' on real vs fake (ids [batch, time] or
+  distributions [batch, time, V]; equal local batches on every device, so the mean
+  of device means is the global mean), then WGAN's weight clipping when
+  config.gan.clip > 0. Returns (state, metrics)."""
   grad_fn = jax.grad(discriminator_loss, has_aux=True)
   grads, metrics = grad_fn(state.params['discriminator'], real, fake, rng, config=config)
   grads, metrics = pmean((grads, metrics), axis_name)
-  return state.apply_gradients('discriminator', grads), metrics
+  if not config.gan.clip:
+    return state.apply_gradients('discriminator', grads), metrics
+  params, opt = state.params['discriminator'], state.opt_state['discriminator']
+  updates, opt = state.tx['discriminator'].update(grads, opt, params)
+  params = gan_losses.apply_updates_and_clip(params, updates, config.gan.clip)
+  return state.replace(params={**state.params, 'discriminator': params},
+                       opt_state={**state.opt_state, 'discriminator': opt}), metrics
+
+
+def generator_loss(real_logits: jax.Array, fake_logits: jax.Array, *, config) -> jax.Array:
+  """config.gan.loss's generator objective on D's logits [batch]."""
+  kind = config.gan.loss
+  if kind == 'wgan':
+    return gan_losses.wgan_g_loss(fake_logits)
+  if kind == 'rsgan':
+    return gan_losses.rsgan_g_loss(real_logits, fake_logits)
+  return gan_losses.nonsaturating_g_loss(fake_logits)
 
 
 # --- the generator -------------------------------------------------------------------------------
+
+def load_generator(workdir: str) -> dict:
+  """Generator params (numpy) of the latest checkpoint of an `lm` (or GAN) run in
+  `workdir` (`common.load_params`: safe inside a jitted init)."""
+  params = load_params(workdir, 'config.gan.generator_init',
+                       'train an lm there first (configs/mle_oracle.py) or fix the path.')
+  if 'generator' not in params:
+    raise ValueError(f'config.gan.generator_init={workdir!r} holds no generator; point it at '
+                     "the workdir of an 'lm' run.")
+  return params['generator']
+
+
+def init_generator(rng: jax.Array, config, sample_batch):
+  """(params, MLE optimizer) of the generator: lm's init, or the generator of
+  config.gan.generator_init's latest checkpoint (shapes must match)."""
+  state = lm.init(rng, config, sample_batch)
+  params, path = state.params['generator'], config.gan.generator_init
+  if path:
+    loaded = load_generator(path)
+    shapes = lambda tree: jax.tree.map(np.shape, tree)
+    if shapes(loaded) != shapes(params):
+      raise ValueError(f'the generator in {path} does not fit this model: its parameter shapes '
+                       f'are {shapes(loaded)}, this model needs {shapes(params)}. Pretrain with '
+                       'the same corpus, vocabulary and config.model sizes.')
+    params = jax.tree.map(jnp.asarray, loaded)
+  return params, state.tx['generator']
+
+
+def with_adversarial_optimizer(state: TrainState, config) -> TrainState:
+  """Adds the optimizer of the adversarial generator updates (config.gan.g_optimizer,
+  g_learning_rate; MLE steps keep config.optimizer) under the key G_ADV."""
+  g = config.gan
+  opt = ml_collections.ConfigDict(dict(
+      config.optimizer.to_dict(), name=g.g_optimizer, learning_rate=g.g_learning_rate,
+      schedule='constant', weight_decay=0.0))
+  tx = make_optimizer(opt, config.num_train_steps)
+  return state.replace(opt_state={**state.opt_state, G_ADV: tx.init(state.params['generator'])},
+                       tx={**state.tx, G_ADV: tx})
+
 
 def sample_fakes(gen_params, rng: jax.Array, num: int, *, config):
   """`num` fresh generator sentences at temperature 1, the distribution being
@@ -137,6 +261,68 @@ def sample_fakes(gen_params, rng: jax.Array, num: int, *, config):
   return sample_tokens(lm.make_decoder(config), {'params': gen_params}, rng, batch=num,
                        length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                        pad_id=v.pad_id)
+
+
+def gumbel_beta(step: jax.Array, config) -> jax.Array:
+  """RelGAN's inverse temperature at trainer step `step`: config.gan.gumbel_schedule
+  over n = adversarial generator updates so far, N = gan.gumbel_anneal_steps (0: all
+  of the run's)."""
+  g = config.gan
+  with jax.ensure_compile_time_eval():
+    total = g.gumbel_anneal_steps or int(adversarial_g_updates(config.num_train_steps, config))
+  return gumbel_inverse_temperature(adversarial_g_updates(step, config), g.gumbel_schedule,
+                                    max(total, 2), g.gumbel_beta_max)
+
+
+def soft_fakes(gen_params, rng: jax.Array, num: int, *, config, gumbel: bool,
+               beta: float | jax.Array = 1.0):
+  """`num` differentiable fakes (`relaxed_sample`): Gumbel-softmax vectors at inverse
+  temperature beta (config.gan.gumbel_hard: straight-through one-hots), or the
+  softmax distributions; the LSTM starts from N(0, latent_std^2) states (zeros if 0)."""
+  v, g = config.vocab, config.gan
+  decoder = lm.make_decoder(config)
+  k_noise, k_sample = jax.random.split(rng)
+  state = None
+  if g.latent_std:
+    zero = decoder.apply({'params': gen_params}, num, method=LSTMDecoder.initial_state)
+    keys = jax.random.split(k_noise, len(jax.tree.leaves(zero)))
+    leaves = [g.latent_std * jax.random.normal(k, x.shape, x.dtype)
+              for k, x in zip(keys, jax.tree.leaves(zero))]
+    state = jax.tree.unflatten(jax.tree.structure(zero), leaves)
+  return relaxed_sample(decoder, {'params': gen_params}, k_sample, batch=num,
+                        length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+                        pad_id=v.pad_id, gumbel=gumbel, inverse_temperature=beta,
+                        hard=g.gumbel_hard, initial_state=state)
+
+
+def soft_generator_update(state: TrainState, batch, rng: jax.Array, *, config, gumbel: bool,
+                          axis_name=None):
+  """One adversarial generator step through relaxed tokens: unroll `num` soft fakes,
+  score them with D (no dropout; reals too for rsgan), config.gan.loss's generator
+  loss, gradients into the generator through every soft vector, one step of the
+  adversarial optimizer. Returns (state, metrics)."""
+  k_fake, k_noise = jax.random.split(rng)
+  real = pad_time(batch['tokens'], config.data.max_len, config.vocab.pad_id)
+  beta = gumbel_beta(state.step, config) if gumbel else jnp.ones((), jnp.float32)
+  d_params = state.params['discriminator']
+  k_nr, k_nf = jax.random.split(k_noise)
+  real_logits = discriminator_logits(d_params, d_inputs(real, k_nr, config=config),
+                                     config=config)
+
+  def loss_fn(gen):
+    fakes = soft_fakes(gen, k_fake, real.shape[0], config=config, gumbel=gumbel, beta=beta)
+    fake_logits = discriminator_logits(d_params, d_inputs(fakes.probs, k_nf, config=config),
+                                       config=config)
+    return generator_loss(real_logits, fake_logits, config=config), fake_logits
+
+  (loss, fake_logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params['generator'])
+  grads, loss, fake_score = pmean((grads, loss, fake_logits.mean()), axis_name)
+  gen = state.params['generator']
+  updates, opt = state.tx[G_ADV].update(grads, state.opt_state[G_ADV], gen)
+  state = state.replace(params={**state.params, 'generator': optax.apply_updates(gen, updates)},
+                        opt_state={**state.opt_state, G_ADV: opt})
+  return state, {'loss': loss, 'g_loss': loss, 'g_fake_score': fake_score, 'beta': beta}
 
 
 def mle_update(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
@@ -152,14 +338,126 @@ def mle_update(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   return state.apply_gradients('generator', grads), loss
 
 
+def interleaved_mle(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """After an adversarial generator update: an MLE step on the real batch when it
+  was the config.gan.mle_every-th. Returns (state, mle_loss or NaN)."""
+  g = config.gan
+  n = adversarial_g_updates(state.step, config) + 1
+  return jax.lax.cond(
+      n % g.mle_every == 0,
+      lambda s: mle_update(s, batch, rng, config=config, axis_name=axis_name),
+      lambda s: (s, jnp.full((), jnp.nan, jnp.float32)), state)
+
+
 def ema_update(ema, params, decay: float):
   """decay * ema + (1 - decay) * params, leaf by leaf."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def with_ema(state: TrainState, config, *, adversarial_update: bool) -> TrainState:
+  """The generator's EMA after a generator change: a copy during pretraining, a
+  moving average once adversarial training has started (nothing when off)."""
+  g = config.gan
+  if not g.ema_decay:
+    return state
+  gen = state.params['generator']
+  ema = ema_update(state.ema_params['generator'], gen, g.ema_decay) if adversarial_update else gen
+  return state.replace(ema_params={**state.ema_params, 'generator': ema})
+
+
 def eval_generator(state: TrainState, config):
   """The generator that eval and sampling use: its EMA when config.gan.ema_decay > 0."""
   return state.ema_params['generator'] if config.gan.ema_decay > 0 else state.params['generator']
+
+
+# --- the step, eval and sampling every GAN algorithm shares ---------------------------------------
+
+def phase_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name, updates,
+               metric_keys):
+  """The train step of a GAN: `updates` = (mle, discriminator, generator) functions
+  (state, batch, rng, *, config, axis_name) -> (state, metrics); the phase of
+  state.step picks one on device by `lax.switch` (D pretraining and adversarial D
+  share the discriminator update). Metrics always hold `metric_keys` plus 'phase'
+  (index into PHASES), NaN where the phase does not measure them."""
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:  # different samples and dropout on different shards
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  phase = phase_at(state.step, config)
+
+  def branch(fn):
+    def run(state):
+      state, metrics = fn(state, batch, rng, config=config, axis_name=axis_name)
+      full = nan_metrics(metric_keys)
+      full.update({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()})
+      return state, full
+    return run
+
+  index = jnp.array([0, 1, 2, 1], jnp.int32)[phase]  # phases -> branches
+  state, metrics = jax.lax.switch(index, [branch(fn) for fn in updates], state)
+  metrics['phase'] = phase.astype(jnp.float32)
+  return state.replace(step=state.step + 1), metrics
+
+
+def eval_step(state: TrainState, batch, rng: jax.Array, *, config,
+              d_fakes: Callable | None = None):
+  """Sums over the batch: lm's NLL of the evaluated generator (EMA when enabled) on
+  the real eval batch (NLL-gen on that split); how many real sentences and as many
+  fakes D classifies right, and the sums of its logits; with config.gan.eval_bleu,
+  rows of real and sampled ids with their word counts (EOS excluded) for BLEU.
+  `d_fakes(gen_params, rng, num)` -> what D reads as fakes (default: token samples)."""
+  gen = eval_generator(state, config)
+  v = config.vocab
+  sums = lm.eval_step(state.replace(params={'generator': gen}), batch, rng, config=config)
+  length, num = max(batch['tokens'].shape[1], config.data.max_len), batch['tokens'].shape[0]
+  pad = lambda t: pad_time(t, length, v.pad_id)
+  k_sample, k_d = jax.random.split(rng)
+  samples = sample_fakes(gen, k_sample, num, config=config)
+  if d_fakes is None:
+    fake = pad(samples.tokens)
+  else:
+    fake = d_fakes(gen, k_d, num)
+    fake = jnp.pad(fake, ((0, 0), (0, length - fake.shape[1]), (0, 0)))
+    fake = fake.at[:, config.data.max_len:, v.pad_id].set(1.0)
+  d = lambda x: discriminator_logits(state.params['discriminator'], x, config=config)
+  w = batch['weight']
+  real_logits, fake_logits = d(pad(batch['tokens'])), d(fake)
+  sums['d_real_correct'] = jnp.sum(w * (real_logits > 0))
+  sums['d_fake_correct'] = jnp.sum(w * (fake_logits < 0))
+  sums['d_gap_sum'] = jnp.sum(w * (real_logits - fake_logits))
+  if config.gan.eval_bleu:
+    words = lambda t, m: jnp.sum((m > 0) & (t != v.eos_id), axis=1).astype(jnp.int32)
+    sums['per_example'] = {'real': pad(batch['tokens']), 'real_len': words(batch['tokens'],
+                                                                           batch['mask']),
+                           'fake': pad(samples.tokens), 'fake_len': words(samples.tokens,
+                                                                          samples.mask)}
+  return sums
+
+
+def finalize_eval(sums: dict) -> dict:
+  """NLL / PPL on the eval split (NLL-gen), D's accuracy on real eval sentences and on
+  fakes, d_gap = mean logit of real minus fake (wgan: the critic's estimate of W_1),
+  and when sampled: bleu{n} (samples vs the eval split) and self_bleu{n}, n = 2..5."""
+  rows = sums.pop('per_example', None)
+  out = lm.finalize_eval(sums)
+  out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
+  out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
+  out['d_gap'] = sums['d_gap_sum'] / sums['sentences']
+  if rows is not None:
+    words = lambda ids, lens: [tuple(map(int, r[:n])) for r, n in zip(ids, lens)]
+    refs, hyps = words(rows['real'], rows['real_len']), words(rows['fake'], rows['fake_len'])
+    table = bleu.BleuReference(refs, max_n=max(BLEU_ORDERS))
+    for n in BLEU_ORDERS:
+      out[f'bleu{n}'] = table.bleu(hyps, n)
+      out[f'self_bleu{n}'] = bleu.self_bleu(hyps, n) if len(hyps) > 1 else float('nan')
+  return out
+
+
+def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
+  """`num` sentences int32 [num, config.data.max_len] from the evaluated generator
+  (EMA when enabled), with config.sample's decoding settings."""
+  gen = eval_generator(state, config)
+  return lm.sample(state.replace(params={'generator': gen}), rng, num, config=config,
+                   **conditions)
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -23,15 +23,14 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jaxtextgen.metrics import device_bleu
 from jaxtextgen.models.latent import LatentEncoder
 from jaxtextgen.models.lstm import LSTMDecoder, LSTMEncoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import token_nll
-from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
-                                     shift_right)
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
+                                     make_optimizer, shift_right)
 from jaxtextgen.steps.lm import make_decoder as make_lm_decoder
 
 PLAYERS = ('encoder', 'decoder')
@@ -75,27 +74,15 @@ def apply_gradients(state: TrainState, grads: dict) -> TrainState:
 
 
 def load_encoder(workdir: str) -> dict:
-  """Encoder params (numpy) of the latest checkpoint of an `ae`/`dae` run in `workdir`.
-
-  Safe to call while `init` is being traced by jit: the arrays are read
-  eagerly and become constants of the traced init.
-  """
-  directory = f'{workdir.rstrip("/")}/checkpoints'
-  with jax.ensure_compile_time_eval():
-    try:
-      with ocp.CheckpointManager(directory) as manager:
-        step = manager.latest_step()
-        if step is None:
-          raise FileNotFoundError(f'no checkpoint in {directory}')
-        params = manager.restore(step, args=ocp.args.StandardRestore())['params']
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f'config.vae.encoder_init={workdir!r}: {e}; train an ae there '
-                              'first (configs/ae_ptb.py).') from e
-  enc = params.get('encoder', {}) if isinstance(params, dict) else {}
+  """Encoder params (numpy) of the latest checkpoint of an `ae`/`dae` run in `workdir`
+  (`common.load_params`: safe inside a jitted init)."""
+  params = load_params(workdir, 'config.vae.encoder_init',
+                       'train an ae there first (configs/ae_ptb.py).')
+  enc = params.get('encoder', {})
   if 'lstm' not in enc or 'mean' not in enc:
     raise ValueError(f'config.vae.encoder_init={workdir!r} holds no autoencoder encoder; '
                      "point it at the workdir of an 'ae' or 'dae' run.")
-  return jax.tree.map(np.asarray, {'lstm': enc['lstm'], 'mean': enc['mean']})
+  return {'lstm': enc['lstm'], 'mean': enc['mean']}
 
 
 def with_pretrained_encoder(params: dict, pretrained: dict, source: str) -> dict:

@@ -7,7 +7,9 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 
 @flax.struct.dataclass
@@ -83,3 +85,23 @@ def compute_dtype(config):
 def shift_right(tokens: jax.Array, bos_id: int) -> jax.Array:
   """Decoder inputs from targets: [BOS, t_0, ..., t_{T-2}]."""
   return jnp.concatenate([jnp.full_like(tokens[:, :1], bos_id), tokens[:, :-1]], axis=1)
+
+
+def load_params(workdir: str, field: str, hint: str) -> dict:
+  """Params (numpy, {player: tree}) of the latest checkpoint of the run in `workdir`,
+  for config `field` (e.g. 'config.vae.encoder_init'); `hint` says how to make one.
+
+  Safe to call while an init is being traced by jit: the arrays are read eagerly
+  and become constants of the trace.
+  """
+  directory = f'{workdir.rstrip("/")}/checkpoints'
+  with jax.ensure_compile_time_eval():
+    try:
+      with ocp.CheckpointManager(directory) as manager:
+        step = manager.latest_step()
+        if step is None:
+          raise FileNotFoundError(f'no checkpoint in {directory}')
+        params = manager.restore(step, args=ocp.args.StandardRestore())['params']
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f'{field}={workdir!r}: {e}; {hint}') from e
+  return jax.tree.map(np.asarray, params) if isinstance(params, dict) else {}

@@ -147,8 +147,8 @@ def update_rollout(rollout, generator, rate: float):
 # --- init --------------------------------------------------------------------------------------
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
-  """Generator (lm's init), discriminator, optional value head; rollout policy
-  and EMA start as copies of the generator."""
+  """Generator (lm's init, or config.gan.generator_init's), discriminator, optional
+  value head; rollout policy and EMA start as copies of the generator."""
   adversarial.check_config(config)
   g = config.gan
   if g.baseline not in BASELINES:
@@ -156,12 +156,14 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   if g.num_rollouts < 1 or g.num_rollouts % g.rollout_chunks:
     raise ValueError(f'config.gan.num_rollouts={g.num_rollouts} must be a positive multiple of '
                      f'config.gan.rollout_chunks={g.rollout_chunks}')
+  if g.loss != 'nonsaturating':
+    raise ValueError(f"config.gan.loss={g.loss!r}: seqgan's rewards are D's probabilities; use "
+                     "'nonsaturating' (or algorithm gumbel_gan / wgan)")
   k_gen, k_d, k_v = jax.random.split(rng, 3)
-  gen_state = lm.init(k_gen, config, sample_batch)
-  gen = gen_state.params['generator']
+  gen, gen_tx = adversarial.init_generator(k_gen, config, sample_batch)
   d_params, d_tx = adversarial.init_discriminator(k_d, config)
   params = {'generator': gen, 'discriminator': d_params}
-  tx = {'generator': gen_state.tx['generator'], 'discriminator': d_tx}
+  tx = {'generator': gen_tx, 'discriminator': d_tx}
   if g.baseline == 'value':
     h = jnp.zeros((1, config.model.hidden_size), jnp.float32)
     params['value'] = ValueHead(g.value_hidden_size).init(k_v, h)['params']
@@ -179,17 +181,11 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
 def _with_generator(state: TrainState, config, *, adversarial_update: bool) -> TrainState:
   """Rollout policy and EMA after a generator change: copies during pretraining,
   moving averages once adversarial training has started."""
-  gen, extra, ema = state.params['generator'], dict(state.extra), dict(state.ema_params)
-  g = config.gan
+  gen, rollout = state.params['generator'], state.extra['rollout']
   if adversarial_update:
-    extra['rollout'] = update_rollout(extra['rollout'], gen, g.rollout_update_rate)
-    if g.ema_decay > 0:
-      ema['generator'] = adversarial.ema_update(ema['generator'], gen, g.ema_decay)
-  else:
-    extra['rollout'] = gen
-    if g.ema_decay > 0:
-      ema['generator'] = gen
-  return state.replace(extra=extra, ema_params=ema)
+    rollout = update_rollout(rollout, gen, config.gan.rollout_update_rate)
+  state = state.replace(extra={**state.extra, 'rollout': rollout if adversarial_update else gen})
+  return adversarial.with_ema(state, config, adversarial_update=adversarial_update)
 
 
 def mle_step(state, batch, rng, *, config, axis_name=None):
@@ -300,12 +296,8 @@ def generator_step(state, batch, rng, *, config, axis_name=None):
   state, metrics = policy_gradient_update(state, fakes.tokens, fakes.mask, rewards,
                                           config=config, axis_name=axis_name)
   if g.mle_every:
-    n = adversarial.adversarial_g_updates(state.step, config) + 1
-    state, mle_loss = jax.lax.cond(
-        n % g.mle_every == 0,
-        lambda s: adversarial.mle_update(s, batch, k_mle, config=config, axis_name=axis_name),
-        lambda s: (s, jnp.full((), jnp.nan, jnp.float32)), state)
-    metrics['mle_loss'] = mle_loss
+    state, metrics['mle_loss'] = adversarial.interleaved_mle(state, batch, k_mle, config=config,
+                                                             axis_name=axis_name)
   return _with_generator(state, config, adversarial_update=True), metrics
 
 
@@ -313,59 +305,18 @@ def generator_step(state, batch, rng, *, config, axis_name=None):
 
 def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
   """The update of this step's phase (MLE, discriminator or generator), chosen
-  on device by `lax.switch`. Returns (state, metrics); metrics always hold the
-  keys of METRICS plus 'phase' (index into adversarial.PHASES), NaN where the
-  phase does not measure them."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # different samples and dropout on different shards
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  phase = adversarial.phase_at(state.step, config)
-
-  def branch(fn):
-    def run(state):
-      state, metrics = fn(state, batch, rng, config=config, axis_name=axis_name)
-      full = adversarial.nan_metrics(METRICS)
-      full.update({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()})
-      return state, full
-    return run
-
-  # Phases -> branches: MLE 0, D pretraining and adversarial D share branch 1, G 2.
-  index = jnp.array([0, 1, 2, 1], jnp.int32)[phase]
-  state, metrics = jax.lax.switch(
-      index, [branch(mle_step), branch(discriminator_step), branch(generator_step)], state)
-  metrics['phase'] = phase.astype(jnp.float32)
-  return state.replace(step=state.step + 1), metrics
+  on device by `lax.switch` (`adversarial.phase_step`). Returns (state, metrics);
+  metrics always hold the keys of METRICS plus 'phase' (index into
+  adversarial.PHASES), NaN where the phase does not measure them."""
+  return adversarial.phase_step(state, batch, rng, config=config, axis_name=axis_name,
+                                updates=(mle_step, discriminator_step, generator_step),
+                                metric_keys=METRICS)
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
-  """Sums over the batch: lm's NLL of the evaluated generator (EMA when enabled)
-  on the real eval batch (so NLL-gen on that split), and how many real
-  sentences and as many fresh samples the discriminator classifies correctly."""
-  gen = adversarial.eval_generator(state, config)
-  sums = lm.eval_step(state.replace(params={'generator': gen}), batch, rng, config=config)
-  length = max(batch['tokens'].shape[1], config.data.max_len)
-  pad = lambda t: adversarial.pad_time(t, length, config.vocab.pad_id)
-  fake = adversarial.sample_fakes(gen, rng, batch['tokens'].shape[0], config=config).tokens
-  d = lambda t: adversarial.discriminator_logits(state.params['discriminator'], pad(t),
-                                                 config=config)
-  w = batch['weight']
-  sums['d_real_correct'] = jnp.sum(w * (d(batch['tokens']) > 0))
-  sums['d_fake_correct'] = jnp.sum(w * (d(fake) < 0))
-  return sums
+  """`adversarial.eval_step`: NLL-gen, D on real eval sentences vs samples, BLEU rows."""
+  return adversarial.eval_step(state, batch, rng, config=config)
 
 
-def finalize_eval(sums: dict) -> dict:
-  """lm's NLL / PPL on the eval split (NLL-gen), and the discriminator's
-  accuracy on real eval sentences and on generator samples."""
-  out = lm.finalize_eval(sums)
-  out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
-  out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
-  return out
-
-
-def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
-  """`num` sentences int32 [num, config.data.max_len] from the evaluated
-  generator (EMA when enabled), with config.sample's decoding settings."""
-  gen = adversarial.eval_generator(state, config)
-  return lm.sample(state.replace(params={'generator': gen}), rng, num, config=config,
-                   **conditions)
+finalize_eval = adversarial.finalize_eval
+sample = adversarial.sample

@@ -1,0 +1,110 @@
+"""The `wgan` algorithm: softmax fakes, weight clipping after every critic update, n_critic
+critic steps per generator step, RMSProp, its config checks; end to end in
+tests/test_launch.py."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxtextgen.config import base_config
+from jaxtextgen.steps import adversarial, gumbel_gan, wgan
+from fake_batches import padded_batch
+
+pytestmark = pytest.mark.usefixtures('quick_compile')
+
+V, T, B, CLIP = 11, 5, 4, 0.02
+BOS, EOS = 1, 2
+
+
+def _config(**gan):
+  c = base_config()
+  c.model.emb_dim, c.model.hidden_size = 8, 8
+  c.data.max_len = T
+  c.num_train_steps = 9
+  g = c.gan
+  g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (3, 3, 3)
+  g.d_two_class, g.d_l2, g.d_dropout = False, 0.0, 0.0
+  g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 1, 2, 1, 3
+  g.loss, g.clip, g.latent_std = 'wgan', CLIP, 1.0
+  g.g_optimizer, g.d_optimizer = 'rmsprop', 'rmsprop'
+  g.g_learning_rate = g.d_learning_rate = 5e-3  # big enough to hit the clip in a few steps
+  g.update(gan)
+  with c.unlocked():
+    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=EOS, pad_id=0))
+  return c
+
+
+def _batch(seed=0):
+  return padded_batch(seed, B, T, V, first_word=3, eos=EOS)
+
+
+@pytest.mark.parametrize('algo', [wgan, gumbel_gan])
+def test_every_critic_update_leaves_the_weights_clipped(algo):
+  c = _config()  # MLE, D, D, then G, D, D, D, G, D
+  state = jax.jit(lambda rng: algo.init(rng, c, _batch()))(jax.random.key(0))
+  step = jax.jit(functools.partial(algo.train_step, config=c))
+  phases, at_clip = [], 0
+  for i in range(c.num_train_steps):
+    new, m = step(state, _batch(i), jax.random.key(1))
+    old_np, new_np, m = jax.device_get((state, new, m))
+    phases.append(adversarial.PHASES[int(m['phase'])])
+    leaves = jax.tree.leaves(new_np.params['discriminator'])
+    assert max(np.abs(x).max() for x in leaves) <= CLIP  # exactly, not up to rounding
+    d_changed = not all(jax.tree.leaves(jax.tree.map(
+        np.array_equal, old_np.params['discriminator'], new_np.params['discriminator'])))
+    assert d_changed == (phases[-1] in ('d', 'd_pretrain'))
+    if phases[-1] in ('d', 'd_pretrain'):
+      assert np.isfinite(m['d_loss']) and m['d_loss'] == pytest.approx(m['d_fake'] - m['d_real'])
+      at_clip = sum(int((np.abs(x) == CLIP).sum()) for x in leaves)
+    else:
+      assert np.isnan(m['d_loss'])
+    state = new
+  assert at_clip > 0  # the clip is active, not vacuous
+  assert phases == ['mle', 'd_pretrain', 'd_pretrain', 'g', 'd', 'd', 'd', 'g', 'd']
+
+
+def test_fakes_are_softmax_distributions_that_differ_and_carry_gradients():
+  c = _config()
+  state = jax.jit(lambda rng: wgan.init(rng, c, _batch()))(jax.random.key(0))
+  real = jnp.asarray(_batch()['tokens'])
+
+  @jax.jit
+  def run(gen, d):
+    def loss_fn(g):
+      fakes = adversarial.soft_fakes(g, jax.random.key(2), 8, config=c, gumbel=False)
+      fake_logits = adversarial.discriminator_logits(d, fakes.probs, config=c)
+      return adversarial.generator_loss(real, fake_logits, config=c), fakes.probs
+    return jax.grad(loss_fn, has_aux=True)(gen)
+
+  grads, probs = jax.device_get(run(state.params['generator'], state.params['discriminator']))
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+  assert (probs.max(-1) < 0.99).all()  # distributions, not one-hots
+  assert np.abs(probs[0] - probs[1]).max() > 1e-3  # the random initial state makes them differ
+  assert all(np.abs(x).max() > 0 for x in jax.tree.leaves(grads))
+
+
+def test_rmsprop_for_both_players_in_the_recipe():
+  from configs.wgan_oracle import get_config  # pylint: disable=g-import-not-at-top
+  c = get_config('smoke')
+  assert (c.gan.loss, c.gan.clip, c.gan.d_steps) == ('wgan', 0.01, 1)
+  with c.unlocked():
+    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=-1, pad_id=0))
+  state = jax.eval_shape(lambda: wgan.init(jax.random.key(0), c, _batch()))
+  for key in ('discriminator', adversarial.G_ADV):
+    kinds = [type(s) for s in jax.tree.leaves(
+        state.opt_state[key], is_leaf=lambda x: isinstance(x, optax.ScaleByRmsState))]
+    assert optax.ScaleByRmsState in kinds, key
+
+
+@pytest.mark.parametrize('gan, message', [
+    (dict(loss='rsgan'), "set config.gan.loss='wgan'"),
+    (dict(latent_std=0.0), 'deterministic'),
+    (dict(clip=0.0), 'Lipschitz'),
+])
+def test_config_errors_name_the_fix(gan, message):
+  with pytest.raises(ValueError, match=message):
+    jax.eval_shape(lambda: wgan.init(jax.random.key(0), _config(**gan), _batch()))
