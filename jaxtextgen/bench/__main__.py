@@ -4,14 +4,18 @@
     python -m jaxtextgen.bench --config=configs/vae_ptb.py --steps=20 --json=/tmp/vae.json
     python -m jaxtextgen.bench --config=configs/seqgan_oracle.py --steps=5 --batch=16
     python -m jaxtextgen.bench --config=configs/seqgan_oracle.py --seqgan_step=discriminator
+    python -m jaxtextgen.bench --config=configs/gumbel_oracle.py
 
-The algorithm is config.algorithm (lm, vae, seqgan); sizes, vocabulary, max_len,
-optimizer and dropout come from the config. Batches are synthetic: random
+The algorithm is config.algorithm (lm, vae, seqgan, gumbel_gan); sizes, vocabulary,
+max_len, optimizer and dropout come from the config. Batches are synthetic: random
 tokens of shape [batch, max_len], every position real. For seqgan one step is
 one adversarial generator step (samples, 16 rollouts of every prefix, CNN
-discriminator scores, REINFORCE update), or a discriminator step with
---seqgan_step=discriminator. Prints a table and `speedup <x>` (PyTorch step
-time / JAX step time); --json writes the same numbers.
+discriminator scores, REINFORCE update); for gumbel_gan one adversarial generator
+step (the relaxed Gumbel-softmax unroll, CNN scores, config.gan.loss, backprop
+through both). With --seqgan_step=discriminator, either GAN's step is a
+discriminator update on the real batch vs fresh fakes (gumbel_gan: relaxed ones).
+Prints a table and `speedup <x>` (PyTorch step time / JAX step time); --json writes
+the same numbers.
 """
 
 import os
@@ -33,7 +37,8 @@ flags.DEFINE_integer('warmup', 3, 'Untimed steps per framework first (JAX: after
 flags.DEFINE_integer('batch', 0, 'Batch size (0: config.batch_size).')
 flags.DEFINE_integer('vocab_size', 0, 'Vocabulary size (0: from the config; oracle or PTB).')
 flags.DEFINE_enum('seqgan_step', 'generator', ['generator', 'discriminator'],
-                  'seqgan: which update one step is.')
+                  'The GANs (seqgan, gumbel_gan): which update one step is, the adversarial '
+                  'generator update or a discriminator update on real vs fresh fakes.')
 flags.DEFINE_integer('block', 5, 'Alternate the frameworks in blocks of this many steps (1: step '
                      "by step; 0: all of one framework's steps, then the next's).")
 flags.DEFINE_bool('torch_compile', True, 'Also time the PyTorch step with torch.compile.')
@@ -67,7 +72,7 @@ def main(argv):
   if algo not in torch_steps.STEPS:
     sys.exit(f'error: no PyTorch benchmark for config.algorithm={algo!r} yet; available: '
              f'{sorted(torch_steps.STEPS)} (add one to jaxtextgen/bench/torch_steps.py)')
-  what = algo if algo != 'seqgan' else f'seqgan {FLAGS.seqgan_step} step'
+  what = f'{algo} {FLAGS.seqgan_step} step' if algo in ('seqgan', 'gumbel_gan') else algo
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   torch_steps.SAMPLER = FLAGS.torch_sampler
   if device == 'cuda' and FLAGS.tf32:
@@ -116,6 +121,9 @@ def main(argv):
         f'({torch.get_num_threads()} threads){", TF32 on" if device == "cuda" and FLAGS.tf32 else ""}')
   if algo == 'seqgan':
     print(f'torch sampler: {FLAGS.torch_sampler}')
+  if algo == 'gumbel_gan':
+    print(f'gan loss: {config.gan.loss}; beta schedule: {config.gan.gumbel_schedule} to '
+          f'{config.gan.gumbel_beta_max:g}')
   print(f'timing: {FLAGS.warmup} warm-up steps each, then {FLAGS.steps} steps each, '
         f'alternating in blocks of {FLAGS.block or FLAGS.steps} steps')
   print()

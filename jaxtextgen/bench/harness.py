@@ -34,8 +34,9 @@ SEQGAN_STEPS = ('generator', 'discriminator')
 
 def bench_config(config, *, batch: int = 0, vocab_size: int = 0,
                  seqgan_step: str = 'generator') -> tuple[ml_collections.ConfigDict, str]:
-  """The config with the vocabulary filled in (as the trainer would) and, for seqgan,
-  a phase schedule that makes every train_step the update being measured.
+  """The config with the vocabulary filled in (as the trainer would) and, for the GANs
+  (seqgan, gumbel_gan), a phase schedule that makes every train_step the update being
+  measured (`seqgan_step`: the adversarial generator or the discriminator update).
   Returns (config, a note on where the vocabulary size came from)."""
   c = config.copy_and_resolve_references()
   with c.unlocked():
@@ -125,6 +126,17 @@ def model_flops(config, algorithm: str, seqgan_step: str = 'generator') -> int:
     rows = b * (t - 1) * config.gan.num_rollouts
     return (b * t * dec_token + rows * t * dec_token + (rows + b) * _cnn_flops(config, t)
             + 3 * b * t * dec_token)
+  if algorithm == 'gumbel_gan':
+    # The relaxed unroll: every token also feeds y_t @ E [V, emb] back; D reads a fake
+    # through y @ E_D [V, d_emb].
+    unroll = b * t * (dec_token + 2 * v * m.emb_dim)
+    d_fake = b * (_cnn_flops(config, t) + 2 * t * v * config.gan.d_emb_dim)
+    d_real = b * _cnn_flops(config, t)
+    if seqgan_step == 'discriminator':  # fakes without gradient; D forward + backward
+      return unroll + 3 * (d_fake + d_real)
+    # Generator step: forward + backward through the unroll and D's fake path (D's own
+    # weights get no gradient: its backward is ~1x its forward); reals scored for rsgan.
+    return 3 * unroll + 2 * d_fake + (d_real if config.gan.loss == 'rsgan' else 0)
   raise ValueError(f'no FLOP count for {algorithm!r}')
 
 
@@ -243,7 +255,9 @@ def torch_runner(name, config, np_batch, *, device, warmup: int, compile_loss: b
   dev = torch.device(device)
   torch.manual_seed(config.seed)
   impl = torch_steps.STEPS[config.algorithm](config, dev, compile_loss=compile_loss)
-  fn = impl.discriminator_step if seqgan_step == 'discriminator' else impl.step
+  fn = impl.step
+  if seqgan_step == 'discriminator' and hasattr(impl, 'discriminator_step'):  # the GANs
+    fn = impl.discriminator_step
   batch = {'tokens': torch.tensor(np_batch['tokens'], dtype=torch.long, device=dev),
            'mask': torch.tensor(np_batch['mask'], device=dev)}
   cuda = dev.type == 'cuda'

@@ -64,7 +64,8 @@ class Decoder(nn.Module):
     return h0, c0
 
   def _inputs(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    x = self.drop(self.embedding(tokens))
+    """int ids [B, T] (or input embeddings [B, T, E]) -> the LSTM's inputs."""
+    x = self.drop(tokens if tokens.is_floating_point() else self.embedding(tokens))
     if cond is not None:
       x = torch.cat([x, cond[:, None, :].expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
     return x
@@ -75,7 +76,8 @@ class Decoder(nn.Module):
     return self.out(self.drop(hs))
 
   def step(self, tokens: torch.Tensor, state, cond: torch.Tensor | None = None):
-    """One decoding step: int64 [B] -> (logits [B, V], new state)."""
+    """One decoding step: int64 [B] tokens (or input embeddings [B, E], e.g. a soft
+    token's expected embedding) -> (logits [B, V], new state)."""
     hs, state = self.lstm(self._inputs(tokens[:, None], cond), state)
     return self.out(self.drop(hs[:, 0])), state
 

@@ -2,11 +2,8 @@
 
 Each `Torch*` class builds its models from a jaxtextgen config and exposes
 `step(batch) -> loss tensor` (one full update, no host sync inside) and the
-pieces the parity test calls. Register a new algorithm in `STEPS`; e.g. a
-Gumbel-softmax GAN generator step is one more class next to `TorchSeqGAN`
-that samples with `gumbel_softmax`, feeds the soft one-hots to
-`CNNDiscriminator.forward` (it reads [B, T, V] distributions) and backpropagates
-through both.
+pieces the parity test calls; the GANs also have `discriminator_step(batch)`.
+Register a new algorithm in `STEPS`.
 """
 
 from __future__ import annotations
@@ -68,6 +65,16 @@ def make_decoder(config, cond_dim: int = 0) -> Decoder:
 def make_encoder(config) -> Encoder:
   return Encoder(config.vocab.size, config.model.emb_dim, config.model.hidden_size,
                  config.ae.latent_dim, config.ae.bidirectional)
+
+
+def make_d_optimizer(params, config):
+  """The discriminator's optimizer (`adversarial.init_discriminator`): config.gan's
+  d_optimizer, d_learning_rate and d_grad_clip, config.optimizer's betas."""
+  g = config.gan
+  d_cfg = dict(name=g.d_optimizer, learning_rate=g.d_learning_rate, b1=config.optimizer.b1,
+               b2=config.optimizer.b2, weight_decay=0.0, grad_clip=g.d_grad_clip,
+               schedule='constant', warmup_steps=0)
+  return make_optimizer(params, _Cfg(d_cfg), 0)
 
 
 def make_discriminator(config) -> CNNDiscriminator:
@@ -281,10 +288,7 @@ class TorchSeqGAN(_Step):
     self.discriminator = make_discriminator(config).to(self.device)
     self.g_opt = make_optimizer(self.generator.parameters(), config.optimizer,
                                 config.num_train_steps)
-    d_cfg = dict(name=g.d_optimizer, learning_rate=g.d_learning_rate, b1=config.optimizer.b1,
-                 b2=config.optimizer.b2, weight_decay=0.0, grad_clip=g.d_grad_clip,
-                 schedule='constant', warmup_steps=0)
-    self.d_opt = make_optimizer(self.discriminator.parameters(), _Cfg(d_cfg), 0)
+    self.d_opt = make_d_optimizer(self.discriminator.parameters(), config)
     self.pg_loss_fn = self._maybe_compile(self.pg_loss)
     self.score_fn = self._maybe_compile(self.score)
     self.d_loss_fn = self._maybe_compile(self.d_loss)
@@ -358,10 +362,175 @@ class TorchSeqGAN(_Step):
   step = generator_step
 
 
+# --- gumbel_gan -----------------------------------------------------------------------------------
+
+def adversarial_g_updates(step: int, config) -> int:
+  """`adversarial.adversarial_g_updates` in plain Python: adversarial generator updates
+  before trainer step `step`."""
+  g = config.gan
+  rounds, in_round = divmod(max(step - g.mle_steps - g.d_pretrain_steps, 0),
+                            g.g_steps + g.d_steps)
+  return rounds * g.g_steps + min(in_round, g.g_steps)
+
+
+def gumbel_beta(n: int, config) -> float:
+  """`adversarial.gumbel_beta` in plain Python: RelGAN's inverse temperature after n
+  adversarial generator updates (`objectives.discrete.gumbel_inverse_temperature`)."""
+  g = config.gan
+  big_n = float(max(g.gumbel_anneal_steps or adversarial_g_updates(config.num_train_steps,
+                                                                   config), 2))
+  b, rise = g.gumbel_beta_max, g.gumbel_beta_max - 1.0
+  schedules = {
+      'const': lambda: b,
+      'lin': lambda: 1.0 + rise * n / (big_n - 1.0),
+      'exp': lambda: b ** (n / big_n),
+      'log': lambda: 1.0 + rise * math.log1p(n) / math.log(big_n),
+      'sigmoid': lambda: 1.0 + rise / (1.0 + math.exp(-(n - big_n / 2.0) * 20.0 / big_n)),
+      'quad': lambda: 1.0 + rise * (n / (big_n - 1.0)) ** 2,
+      'sqrt': lambda: 1.0 + rise * math.sqrt(n / (big_n - 1.0)),
+  }
+  return schedules[g.gumbel_schedule]()
+
+
+def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
+  for p in module.parameters():
+    p.requires_grad_(flag)
+
+
+class TorchGumbelGAN(_Step):
+  """`steps.gumbel_gan`'s adversarial generator step and its discriminator step
+  (RelGAN-style Gumbel-softmax GAN), as a PyTorch user writes them.
+
+  Generator step: the generator free-runs T steps (nn.LSTM one step at a time, as
+  in `sample`), emitting y_t = softmax(beta * (logits_t + g_t)), g ~ Gumbel(0, 1)
+  (straight-through one-hots with config.gan.gumbel_hard), and reading y_t @ E next;
+  rows emit one-hot PAD after an EOS argmax. The CNN discriminator (eval mode, its
+  parameters frozen for this backward, the usual `set_requires_grad(D, False)`)
+  scores the soft fakes, and the real batch for rsgan; config.gan.loss's generator
+  loss; one step of the adversarial generator optimizer (gan.g_optimizer,
+  g_learning_rate; config.optimizer's clipping and betas). beta follows
+  gan.gumbel_schedule over the generator updates, as in the library.
+
+  Discriminator step: the real batch vs as many fresh relaxed fakes (no gradient to
+  the generator), D with dropout, config.gan.loss's discriminator loss + d_l2 * the
+  output layer's squared norm / 2, D's optimizer, WGAN's weight clipping when
+  gan.clip > 0.
+  """
+
+  def __init__(self, config, device, compile_loss: bool = False):
+    super().__init__(config, device, compile_loss)
+    g = config.gan
+    off = [k for k in ('mle_every', 'ema_decay', 'latent_std', 'instance_noise') if g[k]]
+    if off:
+      raise NotImplementedError(f'the torch Gumbel GAN benchmark mirrors config.gan.{off} = 0')
+    self.generator = make_decoder(config).to(self.device)
+    self.discriminator = make_discriminator(config).to(self.device)
+    self.clip_weights()
+    g_cfg = dict(config.optimizer.to_dict(), name=g.g_optimizer, learning_rate=g.g_learning_rate,
+                 schedule='constant', weight_decay=0.0)
+    self.g_opt = make_optimizer(self.generator.parameters(), _Cfg(g_cfg), config.num_train_steps)
+    self.d_opt = make_d_optimizer(self.discriminator.parameters(), config)
+    v = config.vocab
+    self.pad = torch.zeros(v.size, device=self.device)  # what a row emits after its EOS
+    if v.pad_id >= 0:
+      self.pad[v.pad_id] = 1.0
+    # beta lives on the device (filled each step): a tensor, so torch.compile does not
+    # specialise (and recompile) on its changing value.
+    self.beta = torch.ones((), device=self.device)
+    self.g_updates = 0
+    self.hard, self.loss_kind = g.gumbel_hard, g.loss  # plain values for torch.compile
+    self.g_loss_fn = self._maybe_compile(self.g_loss)
+    self.fakes_fn = self._maybe_compile(self.fakes)
+    self.d_loss_fn = self._maybe_compile(self.d_loss)
+
+  def clip_weights(self):
+    """WGAN's clipping of every discriminator weight into [-clip, clip] (off when 0)."""
+    c = self.config.gan.clip
+    if c:
+      with torch.no_grad():
+        for p in self.discriminator.parameters():
+          p.clamp_(-c, c)
+
+  def fakes(self, num: int, beta, noise=None):
+    """`models.sampler.relaxed_sample` (gumbel=True): [num, T, V] relaxed one-hots.
+
+    noise: optional [T, num, V] Gumbel variates (the parity test passes the library's);
+    by default drawn as F.gumbel_softmax draws them."""
+    v, length = self.config.vocab, self.config.data.max_len
+    dec = self.generator
+    x = dec.embedding(torch.full((num,), v.bos_id, dtype=torch.long, device=self.device))
+    state, done, ys = None, torch.zeros(num, dtype=torch.bool, device=self.device), []
+    for t in range(length):
+      logits, state = dec.step(x, state)
+      perturbed = logits.float() + (noise[t] if noise is not None else
+                                    -torch.empty_like(logits, dtype=torch.float).exponential_()
+                                    .log())
+      y = torch.softmax(perturbed * beta, dim=-1)
+      if self.hard:  # straight-through: one-hot forward, soft gradient
+        y = F.one_hot(perturbed.argmax(-1), v.size).to(y.dtype) + (y - y.detach())
+      x = y @ dec.embedding.weight  # the next input: y's expected embedding
+      if v.eos_id >= 0:  # rows emit PAD after their EOS (no gradient there)
+        tok = y.argmax(-1)
+        y = torch.where(done[:, None], self.pad, y)
+        done = done | (tok == v.eos_id)
+      ys.append(y)
+    return torch.stack(ys, dim=1)
+
+  def g_loss(self, real, beta, noise=None):
+    """config.gan.loss's generator loss on D's logits for fresh soft fakes (and reals)."""
+    fake_logits = self.discriminator(self.fakes(real.shape[0], beta, noise)).float()
+    kind = self.loss_kind
+    if kind == 'rsgan':  # RelGAN: softplus(-(D(fake) - D(real)))
+      return F.softplus(self.discriminator(real).float() - fake_logits).mean()
+    if kind == 'wgan':
+      return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()  # nonsaturating: -log D(fake)
+
+  def generator_step(self, batch, noise=None):
+    self.generator.eval()  # the library's relaxed unroll and D run without dropout here
+    self.discriminator.eval()
+    self.beta.fill_(gumbel_beta(self.g_updates, self.config))
+    _requires_grad(self.discriminator, False)
+    with _autocast(self.config, self.device):
+      loss = self.g_loss_fn(batch['tokens'], self.beta, noise)
+    _update(loss, list(self.generator.parameters()), *self.g_opt)
+    _requires_grad(self.discriminator, True)
+    self.g_updates += 1
+    return loss.detach()
+
+  def d_loss(self, real, fake):
+    """config.gan.loss's discriminator loss + d_l2 * ||output layer||^2 / 2."""
+    real_logits, fake_logits = self.discriminator(real).float(), self.discriminator(fake).float()
+    kind = self.loss_kind
+    if kind == 'rsgan':
+      loss = F.softplus(fake_logits - real_logits).mean()
+    elif kind == 'wgan':
+      loss = fake_logits.mean() - real_logits.mean()
+    else:  # SeqGAN's cross-entropy over the mixed batch
+      loss = 0.5 * (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+    out = self.discriminator.output
+    l2 = 0.5 * (out.weight.square().sum() + out.bias.square().sum())
+    return loss + self.config.gan.d_l2 * l2
+
+  def discriminator_step(self, batch, noise=None):
+    real = batch['tokens']
+    self.generator.eval()
+    self.discriminator.train()
+    self.beta.fill_(gumbel_beta(self.g_updates, self.config))
+    with _autocast(self.config, self.device):
+      with torch.no_grad():
+        fake = self.fakes_fn(real.shape[0], self.beta, noise)
+      loss = self.d_loss_fn(real, fake)
+    _update(loss, list(self.discriminator.parameters()), *self.d_opt)
+    self.clip_weights()
+    return loss.detach()
+
+  step = generator_step
+
+
 class _Cfg(dict):
   __getattr__ = dict.__getitem__
 
 
-# What `python -m jaxtextgen.bench` can run, by config.algorithm. A Gumbel-softmax GAN
-# ('gumbel_gan') slots in here once steps/gumbel_gan.py exists (see the module docstring).
-STEPS = {'lm': TorchLM, 'vae': TorchVAE, 'seqgan': TorchSeqGAN}
+# What `python -m jaxtextgen.bench` can run, by config.algorithm.
+STEPS = {'lm': TorchLM, 'vae': TorchVAE, 'seqgan': TorchSeqGAN, 'gumbel_gan': TorchGumbelGAN}

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fake_batches import padded_batch
-from jaxtextgen.bench import convert, torch_steps
+from jaxtextgen.bench import convert, harness, torch_steps
 from jaxtextgen.config import base_config
-from jaxtextgen.steps import lm, seqgan, vae
+from jaxtextgen.steps import adversarial, gumbel_gan, lm, seqgan, vae
 
 V, T, B = 23, 7, 5
 TOL = dict(rtol=1e-4, atol=2e-6)
@@ -163,3 +163,145 @@ def test_torch_steps_run():
   gan = torch_steps.TorchSeqGAN(c, 'cpu')
   assert np.isfinite(gan.generator_step(tb).item())
   assert np.isfinite(gan.discriminator_step(tb).item())
+
+
+# --- gumbel_gan -----------------------------------------------------------------------------------
+
+def _gumbel_config(loss='rsgan', hard=False, eos=2):
+  """gumbel_gan with SGD lr 1 for both players (one step moves the params by -grad) and a
+  constant beta != 1; step 0 is a generator step (d_pretrain_steps=1: a discriminator step)."""
+  c = _sgd(_config())
+  c.algorithm = 'gumbel_gan'
+  g = c.gan
+  g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 0, 0, 1, 1
+  g.loss, g.gumbel_hard, g.clip = loss, hard, (0.05 if loss == 'wgan' else 0.0)
+  g.gumbel_schedule, g.gumbel_beta_max = 'const', 2.5
+  g.g_optimizer, g.g_learning_rate = 'sgd', 1.0
+  g.d_optimizer, g.d_learning_rate, g.d_dropout = 'sgd', 1.0, 0.0
+  c.vocab.eos_id = eos
+  return c
+
+
+def _library_fake_key(rng, step: int, *, generator: bool):
+  """The key of the fakes that `gumbel_gan.train_step(state, batch, rng)` draws at `step`:
+  phase_step folds in the step; generator_step splits off k_adv and soft_generator_update
+  k_fake from it (discriminator_step splits off k_fake directly)."""
+  key = jax.random.split(jax.random.fold_in(rng, step))[0]
+  return jax.random.split(key)[0] if generator else key
+
+
+def _library_gumbel_noise(k_fake, num: int, c) -> np.ndarray:
+  """The Gumbel variates [T, num, V] of `adversarial.soft_fakes(..., k_fake, num)`: it
+  splits k_sample off k_fake; relaxed_sample's step t draws gumbel(fold_in(k_sample, t))."""
+  k_sample = jax.random.split(k_fake)[1]
+  return np.stack([np.asarray(jax.random.gumbel(jax.random.fold_in(k_sample, t),
+                                                (num, c.vocab.size), jnp.float32))
+                   for t in range(c.data.max_len)])
+
+
+def _gumbel_torch(c, state):
+  step = torch_steps.TorchGumbelGAN(c, 'cpu')
+  _load(step.generator, convert.decoder_state_dict(state.params['generator']))
+  _load(step.discriminator, convert.discriminator_state_dict(state.params['discriminator'],
+                                                             c.gan.d_filter_sizes))
+  return step
+
+
+def _assert_params(module, expected: dict):
+  for name, p in module.named_parameters():
+    np.testing.assert_allclose(p.detach().numpy(), expected[name], err_msg=name, **TOL)
+
+
+@pytest.mark.parametrize('loss,hard', [('nonsaturating', False), ('rsgan', False),
+                                       ('wgan', False), ('rsgan', True)])
+def test_gumbel_gan_generator_step_matches(loss, hard):
+  """Given the library's own Gumbel noise: the relaxed unroll, D's scores, the generator
+  loss and its gradients, and the whole step (SGD) match the library's train_step."""
+  c = _gumbel_config(loss, hard)
+  batch = padded_batch(9, B, T, V, first_word=4, eos=2)
+  state = gumbel_gan.init(jax.random.key(9), c, batch)
+  rng = jax.random.key(10)
+  new, metrics = gumbel_gan.train_step(state, batch, rng, config=c)
+  assert int(metrics['phase']) == adversarial.G
+  grads = _param_delta(state.params['generator'], new.params['generator'])
+  k_fake = _library_fake_key(rng, 0, generator=True)
+  noise = _library_gumbel_noise(k_fake, B, c)
+  fakes = adversarial.soft_fakes(state.params['generator'], k_fake, B, config=c, gumbel=True,
+                                 beta=c.gan.gumbel_beta_max)
+  assert (np.asarray(fakes.mask) == 0).any(), 'no fake row reached EOS: pick another seed'
+
+  step = _gumbel_torch(c, state)
+  tb, tnoise = _torch_batch(batch), torch.tensor(noise)
+  np.testing.assert_allclose(step.fakes(B, c.gan.gumbel_beta_max, tnoise).detach().numpy(),
+                             fakes.probs, **TOL)
+  t_loss = step.g_loss(tb['tokens'], torch.tensor(c.gan.gumbel_beta_max), tnoise)
+  t_loss.backward()
+  np.testing.assert_allclose(t_loss.item(), float(metrics['g_loss']), rtol=1e-5)
+  _assert_grads(step.generator, convert.decoder_state_dict(grads))
+
+  step.generator.zero_grad(set_to_none=True)
+  step.discriminator.zero_grad(set_to_none=True)
+  t_loss = step.generator_step(tb, noise=tnoise)
+  np.testing.assert_allclose(t_loss.item(), float(metrics['g_loss']), rtol=1e-5)
+  _assert_params(step.generator, convert.decoder_state_dict(new.params['generator']))
+  assert all(p.requires_grad for p in step.discriminator.parameters())
+  assert all(p.grad is None for p in step.discriminator.parameters())  # D was frozen
+
+
+@pytest.mark.parametrize('loss', ['nonsaturating', 'rsgan', 'wgan'])
+def test_gumbel_gan_discriminator_step_matches(loss):
+  """A discriminator step (reals vs the library's relaxed fakes, d_l2, WGAN clipping)."""
+  c = _gumbel_config(loss)
+  c.gan.d_pretrain_steps, c.gan.d_l2 = 1, 0.2
+  batch = padded_batch(11, B, T, V, first_word=4, eos=2)
+  state = gumbel_gan.init(jax.random.key(11), c, batch)
+  rng = jax.random.key(12)
+  new, metrics = gumbel_gan.train_step(state, batch, rng, config=c)
+  assert int(metrics['phase']) == adversarial.D_PRETRAIN
+  out = state.params['discriminator']['output']
+  l2 = 0.5 * (np.square(out['kernel']).sum() + np.square(out['bias']).sum())
+
+  step = _gumbel_torch(c, state)
+  noise = torch.tensor(_library_gumbel_noise(_library_fake_key(rng, 0, generator=False), B, c))
+  t_loss = step.discriminator_step(_torch_batch(batch), noise=noise)
+  np.testing.assert_allclose(t_loss.item(), float(metrics['d_loss']) + c.gan.d_l2 * l2,
+                             rtol=1e-5)
+  _assert_params(step.discriminator, convert.discriminator_state_dict(
+      new.params['discriminator'], c.gan.d_filter_sizes))
+
+
+def test_gumbel_beta_matches_library():
+  c = _gumbel_config()
+  c.gan.gumbel_beta_max, c.num_train_steps = 100.0, 50
+  for schedule in ('const', 'lin', 'exp', 'log', 'sigmoid', 'quad', 'sqrt'):
+    c.gan.gumbel_schedule = schedule
+    for step in (0, 1, 7, 24, 49):  # rounds of 1 G + 1 D step: n = ceil(step / 2)
+      n = torch_steps.adversarial_g_updates(step, c)
+      assert n == int(adversarial.adversarial_g_updates(step, c))
+      np.testing.assert_allclose(torch_steps.gumbel_beta(n, c),
+                                 float(adversarial.gumbel_beta(step, c)), rtol=1e-5)
+
+
+@pytest.mark.parametrize('seqgan_step,phase', [('generator', 'g'), ('discriminator', 'd_pretrain')])
+def test_gumbel_bench_config_fixes_the_phase(seqgan_step, phase):
+  """The harness makes every gumbel_gan train_step the update being measured."""
+  c, _ = harness.bench_config(_gumbel_config(), vocab_size=V, seqgan_step=seqgan_step)
+  phases = {adversarial.PHASES[int(adversarial.phase_at(s, c))] for s in (0, 1, 2, 5, 1000)}
+  assert phases == {phase}
+  assert 'gumbel_gan' in torch_steps.STEPS
+
+
+@pytest.mark.parametrize('eos', [2, -1])
+def test_torch_gumbel_gan_steps_run(eos):
+  """The Gumbel GAN benchmark steps run with the library's default loss and Adam."""
+  c = _config()
+  c.algorithm, c.vocab.eos_id = 'gumbel_gan', eos
+  c.gan.gumbel_hard = eos < 0
+  tb = _torch_batch(padded_batch(13, B, T, V, first_word=4, eos=2))
+  gan = torch_steps.TorchGumbelGAN(c, 'cpu')
+  before = [p.detach().clone() for p in gan.generator.parameters()]
+  for _ in range(2):
+    assert np.isfinite(gan.generator_step(tb).item())
+    assert np.isfinite(gan.discriminator_step(tb).item())
+  assert gan.g_updates == 2
+  assert any(not torch.equal(a, p) for a, p in zip(before, gan.generator.parameters()))

@@ -9,12 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtextgen.config import base_config
 from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import relaxed_sample
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature, gumbel_softmax
 from jaxtextgen.steps import adversarial, gumbel_gan, lm
-from fake_batches import padded_batch
+from fake_batches import padded_batch, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures('quick_compile')
 
@@ -23,19 +22,10 @@ BOS, EOS = 1, 2
 
 
 def _config(**gan):
-  c = base_config()
-  c.model.emb_dim, c.model.hidden_size = 8, 8
-  c.data.max_len = T
-  c.num_train_steps = 11
-  g = c.gan
-  g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (3, 3, 3)
-  g.d_two_class, g.d_l2 = False, 0.0
-  g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 2
-  g.loss, g.ema_decay, g.mle_every, g.gumbel_beta_max = 'rsgan', 0.5, 2, 10.0
-  g.update(gan)
-  with c.unlocked():
-    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=EOS, pad_id=0))
-  return c
+  return tiny_gan_config(V, T, 11, **{
+      'd_two_class': False, 'd_l2': 0.0,
+      'mle_steps': 2, 'd_pretrain_steps': 1, 'g_steps': 1, 'd_steps': 2,
+      'loss': 'rsgan', 'ema_decay': 0.5, 'mle_every': 2, 'gumbel_beta_max': 10.0, **gan})
 
 
 def _batch(seed=0):

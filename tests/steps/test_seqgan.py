@@ -11,10 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtextgen.config import base_config
 from jaxtextgen.steps import adversarial, lm, seqgan
 from jaxtextgen.steps.common import TrainState, make_optimizer, shift_right
-from fake_batches import padded_batch
+from fake_batches import padded_batch, tiny_gan_config
 
 # Tiny models: compile time dominates (tests/steps/conftest.py).
 pytestmark = pytest.mark.usefixtures('quick_compile')
@@ -24,19 +23,9 @@ BOS, EOS = 1, 2
 
 
 def _config(**gan):
-  c = base_config()
-  c.model.emb_dim, c.model.hidden_size = 8, 8
-  c.data.max_len = T
-  c.num_train_steps = 100
-  g = c.gan
-  g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (3, 3, 3)
-  g.num_rollouts = N
-  g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 2
-  g.baseline, g.ema_decay, g.mle_every = 'value', 0.5, 2
-  g.update(gan)
-  with c.unlocked():
-    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=EOS, pad_id=0))
-  return c
+  return tiny_gan_config(V, T, 100, **{
+      'num_rollouts': N, 'mle_steps': 2, 'd_pretrain_steps': 1, 'g_steps': 1, 'd_steps': 2,
+      'baseline': 'value', 'ema_decay': 0.5, 'mle_every': 2, **gan})
 
 
 def _batch(seed=0):

@@ -10,9 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxtextgen.config import base_config
 from jaxtextgen.steps import adversarial, gumbel_gan, wgan
-from fake_batches import padded_batch
+from fake_batches import padded_batch, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures('quick_compile')
 
@@ -21,21 +20,13 @@ BOS, EOS = 1, 2
 
 
 def _config(**gan):
-  c = base_config()
-  c.model.emb_dim, c.model.hidden_size = 8, 8
-  c.data.max_len = T
-  c.num_train_steps = 9
-  g = c.gan
-  g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (3, 3, 3)
-  g.d_two_class, g.d_l2, g.d_dropout = False, 0.0, 0.0
-  g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 1, 2, 1, 3
-  g.loss, g.clip, g.latent_std = 'wgan', CLIP, 1.0
-  g.g_optimizer, g.d_optimizer = 'rmsprop', 'rmsprop'
-  g.g_learning_rate = g.d_learning_rate = 5e-3  # big enough to hit the clip in a few steps
-  g.update(gan)
-  with c.unlocked():
-    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=EOS, pad_id=0))
-  return c
+  return tiny_gan_config(V, T, 9, **{
+      'd_two_class': False, 'd_l2': 0.0, 'd_dropout': 0.0,
+      'mle_steps': 1, 'd_pretrain_steps': 2, 'g_steps': 1, 'd_steps': 3,
+      'loss': 'wgan', 'clip': CLIP, 'latent_std': 1.0,
+      'g_optimizer': 'rmsprop', 'd_optimizer': 'rmsprop',
+      # big enough to hit the clip in a few steps
+      'g_learning_rate': 5e-3, 'd_learning_rate': 5e-3, **gan})
 
 
 def _batch(seed=0):
