@@ -26,7 +26,7 @@ run with --config.gan.generator_init=WORKDIR), 'short' (300 rounds, for a CPU), 
 import os
 import runpy
 
-from jaxtextgen.config import smoke
+from jaxtextgen.config import parse_presets, smoke
 
 _MLE_ORACLE = runpy.run_path(os.path.join(os.path.dirname(__file__), 'mle_oracle.py'))
 _EPOCH = 10_000 // 64  # 156 batches
@@ -60,10 +60,7 @@ def set_rounds(c, rounds: int):
 
 
 def get_config(preset: str = ''):
-  presets = [p for p in preset.split(',') if p]
-  if set(presets) - set(PRESETS):
-    raise ValueError(f'unknown preset(s) {sorted(set(presets) - set(PRESETS))}: use any of '
-                     f'{PRESETS}, comma-separated')
+  presets = parse_presets(preset, PRESETS)
   c = _MLE_ORACLE['get_config']('random' if 'random' in presets else '')
   c.gan.mle_steps = 120 * _EPOCH
   relgan(c, rounds=3000)

@@ -21,7 +21,7 @@ works: --config.data.corpus_dir=DIR holding train.txt).
 
 import os
 
-from jaxtextgen.config import base_config, smoke
+from jaxtextgen.config import base_config, parse_presets, smoke
 
 _COCO = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'image_coco')
 _EPOCH = 9_000 // 64  # 140 batches
@@ -53,11 +53,7 @@ def smoke_coco(c):
 
 
 def check_presets(preset: str):
-  presets = [p for p in preset.split(',') if p]
-  if set(presets) - set(PRESETS):
-    raise ValueError(f'unknown preset(s) {sorted(set(presets) - set(PRESETS))}: use any of '
-                     f'{PRESETS}, comma-separated')
-  return presets
+  return parse_presets(preset, PRESETS)
 
 
 def get_config(preset: str = ''):

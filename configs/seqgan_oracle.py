@@ -30,7 +30,7 @@ combine with commas, e.g. 'pretrained,short'.
 import os
 import runpy
 
-from jaxtextgen.config import smoke
+from jaxtextgen.config import parse_presets, smoke
 
 _MLE_ORACLE = runpy.run_path(os.path.join(os.path.dirname(__file__), 'mle_oracle.py'))
 _EPOCH = 10_000 // 64  # 156 batches, as SeqGAN's data loader
@@ -41,10 +41,7 @@ PRESETS = ('random', 'pretrained', 'short', 'smoke')
 
 
 def get_config(preset: str = ''):
-  presets = [p for p in preset.split(',') if p]
-  if set(presets) - set(PRESETS):
-    raise ValueError(f'unknown preset(s) {sorted(set(presets) - set(PRESETS))}: use any of '
-                     f'{PRESETS}, comma-separated')
+  presets = parse_presets(preset, PRESETS)
   # Oracle, generator and optimizer exactly as the MLE baseline.
   c = _MLE_ORACLE['get_config']('random' if 'random' in presets else '')
   c.algorithm = 'seqgan'

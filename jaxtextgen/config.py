@@ -149,6 +149,16 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def parse_presets(preset: str, allowed) -> list[str]:
+  """A config's comma-separated preset string as a list; an error naming the allowed
+  ones for anything else."""
+  presets = [p for p in preset.split(',') if p]
+  if set(presets) - set(allowed):
+    raise ValueError(f'unknown preset(s) {sorted(set(presets) - set(allowed))}: use any of '
+                     f'{tuple(allowed)}, comma-separated')
+  return presets
+
+
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks any config to a run of seconds (the `:smoke` preset)."""
   c.batch_size = 8
