@@ -15,12 +15,15 @@ rollouts all run the very model that was trained.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxtextgen.objectives.sequence import linear_token_nll
 
 # Carry of a multi-layer LSTM: per layer (c, h), each [batch, hidden].
 LSTMState = tuple[tuple[jax.Array, jax.Array], ...]
@@ -38,13 +41,74 @@ def _lstm_cell(gates_x: jax.Array, c: jax.Array, h: jax.Array, w_h: jax.Array):
 
 def _scan_layer(gates_x: jax.Array, c0, h0, w_h, reverse=False, unroll=1):
   """Runs one layer over time. gates_x: [batch, time, 4H] -> c, h: [batch, time, H]."""
-  def body(carry, gx):
-    c, h = _lstm_cell(gx, *carry, w_h)
-    return (c, h), (c, h)
-
-  _, (cs, hs) = jax.lax.scan(
-      body, (c0, h0), jnp.swapaxes(gates_x, 0, 1), reverse=reverse, unroll=unroll)
+  gx = jnp.swapaxes(gates_x, 0, 1)
+  if reverse:
+    gx = gx[::-1]
+  cs, hs = _lstm_scan(gx, c0, h0, w_h, unroll)
+  if reverse:
+    cs, hs = cs[::-1], hs[::-1]
   return jnp.swapaxes(cs, 0, 1), jnp.swapaxes(hs, 0, 1)
+
+
+def _lstm_forward(gx, c0, h0, w_h, unroll):
+  """Time-major scan: gx [time, batch, 4H] -> (cs, hs [time, batch, H], gate activations
+  [time, batch, 4H] in the order i, f, g, o)."""
+  def body(carry, g):
+    c, h = carry
+    gates = g + h @ w_h.astype(g.dtype)
+    i, f, gg, o = jnp.split(gates, 4, axis=-1)
+    i, f, gg, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(gg), jax.nn.sigmoid(o)
+    # The +1 forget-gate bias is folded into the parameter init, not here.
+    c = f * c + i * gg
+    h = o * jnp.tanh(c)
+    return (c, h), (c, h, jnp.concatenate([i, f, gg, o], axis=-1))
+
+  _, (cs, hs, acts) = jax.lax.scan(body, (c0, h0), gx, unroll=unroll)
+  return cs, hs, acts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _lstm_scan(gx, c0, h0, w_h, unroll):
+  cs, hs, _ = _lstm_forward(gx, c0, h0, w_h, unroll)
+  return cs, hs
+
+
+def _lstm_scan_fwd(gx, c0, h0, w_h, unroll):
+  cs, hs, acts = _lstm_forward(gx, c0, h0, w_h, unroll)
+  return (cs, hs), (cs, hs, acts, c0, h0, w_h)
+
+
+def _lstm_scan_bwd(unroll, res, cotangents):
+  """Backpropagation through time by hand: the reverse scan carries (dc, dh) and does one
+  small matmul per step (dh_prev = dgates @ W_h^T); the recurrent weight gradient is then
+  ONE [H, time*batch] @ [time*batch, 4H] matmul after the scan, instead of the per-step
+  outer products that autodiff of the scan accumulates in its carry."""
+  cs, hs, acts, c0, h0, w_h = res
+  dcs, dhs = cotangents
+  c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  w_t = w_h.astype(acts.dtype).T
+
+  def body(carry, xs):
+    dc, dh = carry
+    a, c, cp, dc_out, dh_out = xs
+    i, f, g, o = jnp.split(a, 4, axis=-1)
+    dh = dh + dh_out
+    tc = jnp.tanh(c)
+    dc = dc + dc_out + dh * o * (1 - tc * tc)
+    dgates = jnp.concatenate([dc * g * i * (1 - i), dc * cp * f * (1 - f),
+                              dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=-1)
+    return (dc * f, dgates @ w_t), dgates
+
+  zeros = (jnp.zeros_like(c0), jnp.zeros_like(h0))
+  (dc0, dh0), dgx = jax.lax.scan(body, zeros, (acts, cs, c_prev, dcs, dhs), reverse=True,
+                                 unroll=unroll)
+  hidden = h_prev.shape[-1]
+  dw = h_prev.reshape(-1, hidden).T @ dgx.reshape(-1, 4 * hidden)
+  return dgx, dc0.astype(c0.dtype), dh0.astype(h0.dtype), dw.astype(w_h.dtype)
+
+
+_lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 
 
 def _forget_bias_init(hidden: int):
@@ -123,6 +187,23 @@ class LSTMLayers(nn.Module):
     return x, tuple(new)
 
 
+class VocabProjection(nn.Module):
+  """The output layer: float32 logits ``h @ kernel + bias``, or, given targets, the
+  per-token NLL through `objectives.linear_token_nll` (the same value, a faster
+  gradient). Parameters are those of an `nn.Dense` (kernel lecun-normal, bias zeros)."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, h: jax.Array, targets: jax.Array | None = None) -> jax.Array:
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (h.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    h, kernel, bias = (x.astype(self.dtype) for x in (h, kernel, bias))
+    if targets is not None:
+      return linear_token_nll(h, kernel, bias, targets)
+    return (jnp.dot(h, kernel) + bias).astype(jnp.float32)
+
+
 class LSTMDecoder(nn.Module):
   """Token-level LSTM decoder / language model, optionally conditioned.
 
@@ -153,7 +234,7 @@ class LSTMDecoder(nn.Module):
     self.lstm = LSTMLayers(self.hidden_size, self.num_layers, self.dropout, self.dtype,
                            self.unroll)
     self.drop = nn.Dropout(self.dropout)
-    self.out = nn.Dense(self.vocab_size, dtype=self.dtype)
+    self.out = VocabProjection(self.vocab_size, dtype=self.dtype)
     h = self.hidden_size
     if self.cond_to_state:
       self.cond_state = nn.Dense(2 * h * self.num_layers, dtype=self.dtype)
@@ -172,7 +253,7 @@ class LSTMDecoder(nn.Module):
 
   def logits(self, h: jax.Array, *, train: bool = False) -> jax.Array:
     """Top-layer states [..., H] -> float32 logits [..., V]."""
-    return self.out(self.drop(h, deterministic=not train)).astype(jnp.float32)
+    return self.out(self.drop(h, deterministic=not train))
 
   def initial_state(self, batch: int, cond: jax.Array | None = None) -> LSTMState:
     """Zero state, or a state computed from cond [batch, C] when cond_to_state."""
@@ -207,14 +288,30 @@ class LSTMDecoder(nn.Module):
     Returns:
       logits float32 [batch, time, V] (and the states when asked).
     """
-    batch = inputs.shape[0]
+    h, states = self._teacher_forced(inputs, cond, train, initial_state, soft_inputs)
+    logits = self.logits(h, train=train)
+    chex.assert_shape(logits, (inputs.shape[0], inputs.shape[1], self.vocab_size))
+    return (logits, states) if return_states else logits
+
+  def token_nll(self, inputs: jax.Array, targets: jax.Array, cond: jax.Array | None = None, *,
+                train: bool = False, initial_state: LSTMState | None = None,
+                return_states: bool = False, soft_inputs: bool = False):
+    """Teacher-forced -log p(targets[b, t] | inputs[b, :t+1]) [batch, time], the same as
+    `objectives.token_nll(self(inputs, ...), targets)` (same dropout masks) but with the
+    fused projection + softmax gradient of `objectives.linear_token_nll`: the training
+    loss of every likelihood-trained algorithm. Arguments as `__call__`."""
+    h, states = self._teacher_forced(inputs, cond, train, initial_state, soft_inputs)
+    nll = self.out(self.drop(h, deterministic=not train), targets)
+    chex.assert_shape(nll, inputs.shape[:2])
+    return (nll, states) if return_states else nll
+
+  def _teacher_forced(self, inputs, cond, train, initial_state, soft_inputs):
+    """Top-layer states [batch, time, H] and every layer's (c, h) of a teacher-forced pass."""
     x = self.embed_soft(inputs) if soft_inputs else self.embed(inputs)
     x = self.drop(x, deterministic=not train)
-    state = initial_state if initial_state is not None else self.initial_state(batch, cond)
-    h, states = self.lstm(x, state, self.gate_bias(cond), train=train)
-    logits = self.logits(h, train=train)
-    chex.assert_shape(logits, (batch, inputs.shape[1], self.vocab_size))
-    return (logits, states) if return_states else logits
+    state = (initial_state if initial_state is not None
+             else self.initial_state(inputs.shape[0], cond))
+    return self.lstm(x, state, self.gate_bias(cond), train=train)
 
   def step(self, token_or_emb: jax.Array, state: LSTMState, cond: jax.Array | None = None,
            *, train: bool = False):

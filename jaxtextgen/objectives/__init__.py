@@ -31,6 +31,7 @@ from jaxtextgen.objectives.latent import free_bits_kl
 from jaxtextgen.objectives.latent import iw_log_marginal
 from jaxtextgen.objectives.latent import linear_annealing
 from jaxtextgen.objectives.latent import logistic_annealing
+from jaxtextgen.objectives.sequence import linear_token_nll
 from jaxtextgen.objectives.sequence import masked_sum
 from jaxtextgen.objectives.sequence import sequence_cross_entropy
 from jaxtextgen.objectives.sequence import token_nll
@@ -55,6 +56,7 @@ __all__ = (
     "kl_gaussian",
     "linear_annealing",
     "linear_decay",
+    "linear_token_nll",
     "logistic_annealing",
     "masked_sum",
     "minimax_d_loss",

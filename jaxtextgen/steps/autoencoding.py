@@ -28,7 +28,6 @@ from jaxtextgen.metrics import device_bleu
 from jaxtextgen.models.latent import LatentEncoder
 from jaxtextgen.models.lstm import LSTMDecoder, LSTMEncoder
 from jaxtextgen.models.sampler import sample as sample_tokens
-from jaxtextgen.objectives.sequence import token_nll
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
                                      make_optimizer, shift_right)
 from jaxtextgen.steps.lm import make_decoder as make_lm_decoder
@@ -111,9 +110,9 @@ def sentence_nll(decoder_params, z: jax.Array, inputs: jax.Array, targets: jax.A
   """-log p(x|z) of each sentence: z [batch, Z], inputs / targets int32 [batch, T]
   (inputs: targets shifted right, maybe with word dropout), mask [batch, T] -> [batch]."""
   rngs = {'dropout': rng} if train else {}
-  logits = make_decoder(config).apply({'params': decoder_params}, inputs, z, train=train,
-                                      rngs=rngs)
-  return jnp.where(mask > 0, token_nll(logits, targets), 0.0).sum(axis=-1)
+  nll = make_decoder(config).apply({'params': decoder_params}, inputs, targets, z, train=train,
+                                   rngs=rngs, method=LSTMDecoder.token_nll)
+  return jnp.where(mask > 0, nll, 0.0).sum(axis=-1)
 
 
 def global_noise(rng: jax.Array, draw: Callable, shape: tuple, axis_name: str | None):

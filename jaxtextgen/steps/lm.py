@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
-from jaxtextgen.objectives.sequence import sequence_cross_entropy
+from jaxtextgen.objectives.sequence import masked_sum
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
                                      shift_right)
 
@@ -45,8 +45,10 @@ def nll(params, batch, *, config, train: bool = False, rng=None):
   model = make_decoder(config)
   inputs = shift_right(batch['tokens'], config.vocab.bos_id)
   rngs = {'dropout': rng} if train else {}
-  logits = model.apply({'params': params}, inputs, train=train, rngs=rngs)
-  return sequence_cross_entropy(logits, batch['tokens'], batch['mask'])
+  nll = model.apply({'params': params}, inputs, batch['tokens'], train=train, rngs=rngs,
+                    method=LSTMDecoder.token_nll)
+  mask = batch['mask']
+  return masked_sum(nll, mask), jnp.sum(jnp.asarray(mask, nll.dtype))
 
 
 def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):

@@ -51,9 +51,10 @@ import jax.numpy as jnp
 import optax
 
 from jaxtextgen.models.discriminator import ValueHead
+from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.discrete import moving_average_baseline, reinforce_loss
-from jaxtextgen.objectives.sequence import masked_sum, token_nll
+from jaxtextgen.objectives.sequence import masked_sum
 from jaxtextgen.steps import adversarial, lm
 from jaxtextgen.steps.common import TrainState, global_sum, shift_right
 
@@ -252,12 +253,12 @@ def policy_gradient_update(state: TrainState, tokens: jax.Array, mask: jax.Array
     return jnp.zeros((), jnp.float32)
 
   def loss_fn(params):
-    logits, states = decoder.apply({'params': params}, shift_right(tokens, config.vocab.bos_id),
-                                   return_states=True)
+    nll, states = decoder.apply({'params': params}, shift_right(tokens, config.vocab.bos_id),
+                                tokens, return_states=True, method=LSTMDecoder.token_nll)
     h = jax.lax.stop_gradient(states[-1][1]).astype(jnp.float32)  # [B, T, H], emits token t
     baseline = jax.lax.stop_gradient(baseline_of(h))
     # reinforce_loss is a local per-token mean; rescale it to the global one.
-    loss = reinforce_loss(-token_nll(logits, tokens), q, mask, baseline) * mask.sum() / count
+    loss = reinforce_loss(-nll, q, mask, baseline) * mask.sum() / count
     return loss, (h, jnp.broadcast_to(q - baseline, q.shape))
 
   (loss, (h, adv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -89,3 +89,59 @@ def test_masked_sum_weights_and_inert_entries():
   gx, gw = jax.grad(sq.masked_sum, argnums=(0, 1))(x, w)
   np.testing.assert_array_equal(gx, w)
   np.testing.assert_array_equal(gw, jnp.where(w > 0, x, 0.0))
+
+
+def _projection_case(seed=0, hidden=4):
+  rng = np.random.default_rng(seed)
+  h = rng.normal(size=(B, T, hidden)).astype(np.float32)
+  kernel = rng.normal(scale=1.5, size=(hidden, V)).astype(np.float32)
+  bias = rng.normal(size=(V,)).astype(np.float32)
+  targets = rng.integers(0, V, size=(B, T)).astype(np.int32)
+  weights = rng.normal(size=(B, T)).astype(np.float32)  # an arbitrary upstream gradient
+  return h, kernel, bias, targets, weights
+
+
+def test_linear_token_nll_value_and_gradients_equal_float64_reference():
+  h, kernel, bias, targets, weights = _projection_case()
+  logits = h.astype(np.float64) @ kernel + bias
+  log_z = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+  nll = log_z - np.take_along_axis(logits, targets[..., None], -1)[..., 0]
+  probs = np.exp(logits - log_z[..., None])
+  dlogits = weights[..., None] * (probs - np.eye(V)[targets])  # d sum(w * nll) / d logits
+  expected = (dlogits @ kernel.T, np.einsum('bth,btv->hv', h, dlogits),
+              dlogits.sum((0, 1)))
+
+  fn = jax.jit(sq.linear_token_nll)
+  np.testing.assert_allclose(fn(h, kernel, bias, targets), nll, rtol=1e-5)
+  grads = jax.jit(jax.grad(lambda *a: jnp.sum(weights * sq.linear_token_nll(*a, targets)),
+                           argnums=(0, 1, 2)))(h, kernel, bias)
+  for got, want in zip(grads, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_token_nll_equals_autodiff_of_projection_then_token_nll():
+  h, kernel, bias, targets, weights = _projection_case(seed=1)
+  fused = lambda h, k, b: jnp.sum(weights * sq.linear_token_nll(h, k, b, targets))
+  plain = lambda h, k, b: jnp.sum(weights * sq.token_nll(h @ k + b, targets))
+  v1, g1 = jax.value_and_grad(fused, argnums=(0, 1, 2))(h, kernel, bias)
+  v2, g2 = jax.value_and_grad(plain, argnums=(0, 1, 2))(h, kernel, bias)
+  np.testing.assert_allclose(v1, v2, rtol=1e-6)
+  for a, b in zip(g1, g2):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_token_nll_padding_is_inert_and_bfloat16_gives_float32():
+  h, kernel, bias, targets, _ = _projection_case(seed=2)
+  _, _, mask = _batch()
+  bad = np.where(mask, targets, -7).astype(np.int32)  # out-of-range ids where padded
+  loss = lambda h, y: sq.masked_sum(sq.linear_token_nll(h, kernel, bias, y), mask)
+  v1, g1 = jax.value_and_grad(loss)(h, targets)
+  v2, g2 = jax.value_and_grad(loss)(h, bad)
+  np.testing.assert_allclose(v2, v1, rtol=1e-6)
+  np.testing.assert_array_equal(g2, g1)
+  np.testing.assert_array_equal(np.asarray(g1)[~mask], 0.0)
+
+  low = sq.linear_token_nll(*(jnp.asarray(x, jnp.bfloat16) for x in (h, kernel, bias)), targets)
+  assert low.dtype == jnp.float32
+  np.testing.assert_allclose(low, sq.linear_token_nll(h, kernel, bias, targets), rtol=0.05,
+                             atol=0.1)
