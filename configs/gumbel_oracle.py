@@ -66,8 +66,7 @@ def get_config(preset: str = ''):
   relgan(c, rounds=3000)
   if 'pretrained' in presets:
     c.gan.generator_init, c.gan.mle_steps = PRETRAINED, 0
-  if 'short' in presets:
-    set_rounds(c, 300)
+  set_rounds(c, 300 if 'short' in presets else 3000)  # after mle_steps is final
   if 'smoke' in presets:
     smoke(c)
     g = c.gan

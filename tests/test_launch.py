@@ -69,3 +69,24 @@ def test_gan_smoke_configs_train_eval_and_sample(tmp_path, name):
     assert last['nll_oracle'] > 0
   r = _launch(*common, '--mode=sample', '--config.sample.num=3', **env)
   assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3
+
+
+@pytest.mark.parametrize('name,short', [('gumbel_oracle', 300), ('wgan_oracle', 300),
+                                        ('seqgan_oracle', 30)])
+def test_oracle_gan_presets_run_the_stated_number_of_rounds(name, short):
+  """'pretrained' drops the MLE phase from the run length (a 'pretrained' run once kept the
+  MLE steps' length and ran twice the rounds), 'short' sets its round count, and the presets
+  combine in any order."""
+  import runpy  # pylint: disable=g-import-not-at-top
+  get_config = runpy.run_path(os.path.join(ROOT, 'configs', f'{name}.py'))['get_config']
+  rounds = {}
+  for preset in ('', 'pretrained', 'short', 'pretrained,short', 'short,pretrained'):
+    c = get_config(preset)
+    g = c.gan
+    assert (g.mle_steps == 0) == ('pretrained' in preset), preset
+    adversarial = c.num_train_steps - g.mle_steps - g.d_pretrain_steps
+    per_round = g.g_steps + g.d_steps
+    assert adversarial % per_round == 0, preset
+    rounds[preset] = adversarial // per_round
+  assert rounds['pretrained'] == rounds[''] > short
+  assert rounds['short'] == rounds['pretrained,short'] == rounds['short,pretrained'] == short
