@@ -108,7 +108,8 @@ def _lstm_scan_bwd(unroll, res, cotangents):
   (dc0, dh0), dgx = jax.lax.scan(body, zeros, (acts, cs, c_prev, dcs, dhs), reverse=True,
                                  unroll=unroll)
   hidden = h_prev.shape[-1]
-  dw = h_prev.reshape(-1, hidden).T @ dgx.reshape(-1, 4 * hidden)
+  dw = jnp.dot(h_prev.reshape(-1, hidden).T, dgx.reshape(-1, 4 * hidden),
+               preferred_element_type=jnp.float32)
   return dgx, dc0.astype(c0.dtype), dh0.astype(h0.dtype), dw.astype(w_h.dtype)
 
 
