@@ -132,5 +132,10 @@ def sequence_cross_entropy(logits: jax.Array, targets: jax.Array,
       ``(nll_sum, token_count)``, two float scalars.
   """
   nll = token_nll(logits, targets)
-  token_count = jnp.sum(jnp.asarray(mask, nll.dtype))
-  return masked_sum(nll, mask), token_count
+  return nll_sum_and_count(nll, mask)
+
+
+def nll_sum_and_count(nll: jax.Array, mask: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """``(masked_sum(nll, mask), number of counted tokens)`` of per-token NLLs, e.g. from
+  `linear_token_nll` or `LSTMDecoder.token_nll` (see `sequence_cross_entropy`)."""
+  return masked_sum(nll, mask), jnp.sum(jnp.asarray(mask, nll.dtype))

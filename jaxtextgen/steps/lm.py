@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
-from jaxtextgen.objectives.sequence import masked_sum
+from jaxtextgen.objectives.sequence import nll_sum_and_count
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
                                      shift_right)
 
@@ -47,8 +47,7 @@ def nll(params, batch, *, config, train: bool = False, rng=None):
   rngs = {'dropout': rng} if train else {}
   nll = model.apply({'params': params}, inputs, batch['tokens'], train=train, rngs=rngs,
                     method=LSTMDecoder.token_nll)
-  mask = batch['mask']
-  return masked_sum(nll, mask), jnp.sum(jnp.asarray(mask, nll.dtype))
+  return nll_sum_and_count(nll, batch['mask'])
 
 
 def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
