@@ -12,7 +12,9 @@ all 1,000, self-BLEU-2..5.
     python launch.py --config=configs/gumbel_coco.py --workdir=/tmp/gumbel_coco
     python launch.py --config=configs/gumbel_coco.py:smoke --workdir=/tmp/gumbel_coco_smoke
 
-Presets (comma-separated): 'short' (10 epochs MLE, 300 rounds), 'smoke' (seconds; works on
+Presets (comma-separated): 'pretrained' (no MLE phase: the generator of the
+configs/mle_coco.py run in /tmp/runs/mle_coco, or --config.gan.generator_init=WORKDIR),
+'short' (10 epochs MLE, 300 rounds), 'smoke' (seconds; works on
 a tiny --config.data.corpus_dir, see configs/seqgan_coco.py).
 """
 
@@ -31,6 +33,7 @@ def get_config(preset: str = ''):
   presets = _COCO['check_presets'](preset)
   c = _COCO['coco'](base_config())
   c.gan.mle_steps = (10 if 'short' in presets else 120) * _EPOCH
+  _COCO['pretrained'](c, presets)
   _GUMBEL['relgan'](c, rounds=300 if 'short' in presets else 3000)
   if 'smoke' in presets:
     _COCO['smoke_coco'](c)

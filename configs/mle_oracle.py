@@ -38,6 +38,7 @@ def get_config(preset: str = ''):
   c.eval_every = 1560            # every 10 epochs (156 batches each)
   c.checkpoint_every = 1560
   c.eval.num_samples = 9984      # int(10000 / 64) * 64, as SeqGAN
+  c.eval.bleu = True             # and BLEU / self-BLEU against the held-out oracle samples
   if preset == 'random':
     c.data.oracle_path = ''
   elif preset == 'smoke':

@@ -14,8 +14,9 @@ sample per held-out caption against all 1,000, self-BLEU-2..5 of those samples.
     python launch.py --config=configs/seqgan_coco.py --workdir=/tmp/seqgan_coco
     python launch.py --config=configs/seqgan_coco.py:smoke --workdir=/tmp/seqgan_coco_smoke
 
-Presets (comma-separated): 'short' (10 epochs MLE, 1 epoch D, 50 rounds of 1 G + 20 D
-steps), 'smoke' (seconds; held-out = the last 20% of the file, so a tiny corpus_dir
+Presets (comma-separated): 'pretrained' (no MLE phase: the generator of the
+configs/mle_coco.py run in /tmp/runs/mle_coco, or --config.gan.generator_init=WORKDIR),
+'short' (10 epochs MLE, 1 epoch D, 50 rounds of 1 G + 20 D steps), 'smoke' (seconds; held-out = the last 20% of the file, so a tiny corpus_dir
 works: --config.data.corpus_dir=DIR holding train.txt).
 """
 
@@ -25,7 +26,8 @@ from jaxtextgen.config import base_config, parse_presets, smoke
 
 _COCO = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'image_coco')
 _EPOCH = 9_000 // 64  # 140 batches
-PRESETS = ('short', 'smoke')
+PRETRAINED = '/tmp/runs/mle_coco'
+PRESETS = ('pretrained', 'short', 'smoke')
 
 
 def coco(c):
@@ -37,7 +39,7 @@ def coco(c):
   c.batch_size, c.eval_batch_size = 64, 500
   c.model.emb_dim = c.model.hidden_size = 32
   c.optimizer.learning_rate, c.optimizer.grad_clip = 1e-2, 5.0
-  c.gan.eval_bleu = True
+  c.eval.bleu = True
   c.eval.num_samples = 0         # no oracle: BLEU and NLL-gen instead
   c.log_every = 100
   return c
@@ -49,6 +51,15 @@ def smoke_coco(c):
   c.data.train_split, c.data.eval_split = 'train[:80%]', 'train[80%:]'
   c.data.max_len = 16
   c.gan.generator_init = ''
+  return c
+
+
+def pretrained(c, presets):
+  """The 'pretrained' preset; before the run length is computed from gan.mle_steps. The
+  step-0 eval (eval.at_start) scores the starting generator: the MLE row of the table."""
+  if 'pretrained' in presets:
+    c.gan.generator_init, c.gan.mle_steps = PRETRAINED, 0
+    c.eval.at_start = True
   return c
 
 
@@ -66,6 +77,7 @@ def get_config(preset: str = ''):
   g.num_rollouts, g.rollout_chunks = 16, 4
   if 'short' in presets:
     g.mle_steps, g.d_pretrain_steps, g.d_steps, rounds = 10 * _EPOCH, _EPOCH, 20, 50
+  pretrained(c, presets)
   c.num_train_steps = g.mle_steps + g.d_pretrain_steps + rounds * (g.g_steps + g.d_steps)
   c.eval_every = c.checkpoint_every = 10 * (g.g_steps + g.d_steps)
   if 'smoke' in presets:

@@ -61,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = e = ml_collections.ConfigDict()
   e.num_samples = 0              # samples drawn at eval (NLL-oracle uses 9,984 as SeqGAN)
   e.max_batches = 0              # eval on at most this many batches (0: whole split)
+  e.at_start = False             # also evaluate before the first step (step 0 of metrics.jsonl)
+  e.bleu = False                 # lm and GANs: BLEU-2..5 of one temperature-1 sample per eval
+                                 # sentence vs the eval split, and their self-BLEU-2..5
 
   c.sample = s = ml_collections.ConfigDict()
   s.num = 10                     # sentences printed by --mode=sample
@@ -140,7 +143,6 @@ def base_config() -> ml_collections.ConfigDict:
   g.gumbel_anneal_steps = 0      # gumbel_gan: N of the schedule in G updates (0: the run's all)
   g.gumbel_hard = False          # gumbel_gan: straight-through one-hots to D (False: soft, RelGAN)
   g.latent_std = 0.0             # gumbel_gan, wgan: std of the fakes' random initial LSTM state
-  g.eval_bleu = True             # eval: BLEU-2..5 of samples vs the eval split, self-BLEU-2..5
 
   # Filled in at start-up from the data (vocabulary size, special ids); not for users.
   c.vocab = ml_collections.ConfigDict(

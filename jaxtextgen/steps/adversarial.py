@@ -33,9 +33,9 @@ skip MLE pretraining (gan.mle_steps = 0).
 
 Eval (`eval_step` / `finalize_eval`, shared): NLL-gen on the eval split, the
 discriminator's accuracy (and logit gap: the critic's Wasserstein estimate) on
-real eval sentences vs fresh fakes, and with config.gan.eval_bleu BLEU-2..5 of
+real eval sentences vs fresh fakes, and with config.eval.bleu BLEU-2..5 of
 one temperature-1 sample per eval sentence against the eval split, and their
-self-BLEU-2..5 (`metrics.bleu`: nltk's sentence BLEU, method1 smoothing).
+self-BLEU-2..5 (`lm.finalize_eval`).
 """
 
 from __future__ import annotations
@@ -48,19 +48,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxtextgen.metrics import bleu
 from jaxtextgen.models.discriminator import CNNDiscriminator, LSTMDiscriminator
 from jaxtextgen.models.lstm import LSTMDecoder
-from jaxtextgen.models.sampler import relaxed_sample, sample as sample_tokens
+from jaxtextgen.models.sampler import relaxed_sample
 from jaxtextgen.objectives import gan as gan_losses
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature
 from jaxtextgen.steps import lm
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
-                                     make_optimizer)
+                                     make_optimizer, pad_time)
 
 LOSSES = ('nonsaturating', 'rsgan', 'wgan')
 G_ADV = 'generator_adv'  # opt_state / tx key of the adversarial generator optimizer
-BLEU_ORDERS = (2, 3, 4, 5)
 
 # Phases, in the order they occur; `phase_at` returns their index.
 PHASES = ('mle', 'd_pretrain', 'g', 'd')
@@ -254,13 +252,7 @@ def with_adversarial_optimizer(state: TrainState, config) -> TrainState:
                        tx={**state.tx, G_ADV: tx})
 
 
-def sample_fakes(gen_params, rng: jax.Array, num: int, *, config):
-  """`num` fresh generator sentences at temperature 1, the distribution being
-  trained (config.sample's temperature / top-k are for --mode=sample only)."""
-  v = config.vocab
-  return sample_tokens(lm.make_decoder(config), {'params': gen_params}, rng, batch=num,
-                       length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
-                       pad_id=v.pad_id)
+sample_fakes = lm.draw  # the GANs' token fakes: the generator at temperature 1
 
 
 def gumbel_beta(step: jax.Array, config) -> jax.Array:
@@ -400,55 +392,42 @@ def phase_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name, u
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config,
               d_fakes: Callable | None = None):
-  """Sums over the batch: lm's NLL of the evaluated generator (EMA when enabled) on
-  the real eval batch (NLL-gen on that split); how many real sentences and as many
-  fakes D classifies right, and the sums of its logits; with config.gan.eval_bleu,
-  rows of real and sampled ids with their word counts (EOS excluded) for BLEU.
-  `d_fakes(gen_params, rng, num)` -> what D reads as fakes (default: token samples)."""
+  """Sums over the batch: `lm.eval_step` of the evaluated generator (EMA when enabled)
+  on the real eval batch (NLL-gen on that split; with config.eval.bleu, the rows for
+  BLEU of its samples); how many real sentences and as many fakes D classifies right,
+  and the sums of its logits. `d_fakes(gen_params, rng, num)` -> what D reads as fakes
+  (default: token samples, the same ones BLEU scores)."""
   gen = eval_generator(state, config)
   v = config.vocab
   sums = lm.eval_step(state.replace(params={'generator': gen}), batch, rng, config=config)
   length, num = max(batch['tokens'].shape[1], config.data.max_len), batch['tokens'].shape[0]
   pad = lambda t: pad_time(t, length, v.pad_id)
-  k_sample, k_d = jax.random.split(rng)
-  samples = sample_fakes(gen, k_sample, num, config=config)
-  if d_fakes is None:
-    fake = pad(samples.tokens)
-  else:
+  k_sample, k_d = jax.random.split(rng)  # lm.eval_step samples with k_sample
+  if d_fakes is not None:
     fake = d_fakes(gen, k_d, num)
     fake = jnp.pad(fake, ((0, 0), (0, length - fake.shape[1]), (0, 0)))
     fake = fake.at[:, config.data.max_len:, v.pad_id].set(1.0)
+  elif 'per_example' in sums:
+    fake = sums['per_example']['fake']
+  else:
+    fake = pad(sample_fakes(gen, k_sample, num, config=config).tokens)
   d = lambda x: discriminator_logits(state.params['discriminator'], x, config=config)
   w = batch['weight']
   real_logits, fake_logits = d(pad(batch['tokens'])), d(fake)
   sums['d_real_correct'] = jnp.sum(w * (real_logits > 0))
   sums['d_fake_correct'] = jnp.sum(w * (fake_logits < 0))
   sums['d_gap_sum'] = jnp.sum(w * (real_logits - fake_logits))
-  if config.gan.eval_bleu:
-    words = lambda t, m: jnp.sum((m > 0) & (t != v.eos_id), axis=1).astype(jnp.int32)
-    sums['per_example'] = {'real': pad(batch['tokens']), 'real_len': words(batch['tokens'],
-                                                                           batch['mask']),
-                           'fake': pad(samples.tokens), 'fake_len': words(samples.tokens,
-                                                                          samples.mask)}
   return sums
 
 
 def finalize_eval(sums: dict) -> dict:
-  """NLL / PPL on the eval split (NLL-gen), D's accuracy on real eval sentences and on
-  fakes, d_gap = mean logit of real minus fake (wgan: the critic's estimate of W_1),
-  and when sampled: bleu{n} (samples vs the eval split) and self_bleu{n}, n = 2..5."""
-  rows = sums.pop('per_example', None)
+  """`lm.finalize_eval` (NLL / PPL on the eval split = NLL-gen, and bleu{n} /
+  self_bleu{n} when sampled), D's accuracy on real eval sentences and on fakes, and
+  d_gap = mean logit of real minus fake (wgan: the critic's estimate of W_1)."""
   out = lm.finalize_eval(sums)
   out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
   out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
   out['d_gap'] = sums['d_gap_sum'] / sums['sentences']
-  if rows is not None:
-    words = lambda ids, lens: [tuple(map(int, r[:n])) for r, n in zip(ids, lens)]
-    refs, hyps = words(rows['real'], rows['real_len']), words(rows['fake'], rows['fake_len'])
-    table = bleu.BleuReference(refs, max_n=max(BLEU_ORDERS))
-    for n in BLEU_ORDERS:
-      out[f'bleu{n}'] = table.bleu(hyps, n)
-      out[f'self_bleu{n}'] = bleu.self_bleu(hyps, n) if len(hyps) > 1 else float('nan')
   return out
 
 
@@ -461,14 +440,6 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions)
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-def pad_time(tokens: jax.Array, length: int, pad_id: int) -> jax.Array:
-  """int [batch, t] -> [batch, length] with pad_id appended (t <= length), so that
-  trimmed real batches and full-length fakes look alike to the discriminator."""
-  if tokens.shape[1] > length:
-    raise ValueError(f'sentences of {tokens.shape[1]} tokens exceed config.data.max_len={length}')
-  return jnp.pad(tokens, ((0, 0), (0, length - tokens.shape[1])), constant_values=pad_id)
-
 
 def pmean(x, axis_name: str | None):
   """Mean over devices under pmap/shard_map; identity under jit."""

@@ -105,3 +105,11 @@ def load_params(workdir: str, field: str, hint: str) -> dict:
     except FileNotFoundError as e:
       raise FileNotFoundError(f'{field}={workdir!r}: {e}; {hint}') from e
   return jax.tree.map(np.asarray, params) if isinstance(params, dict) else {}
+
+
+def pad_time(tokens: jax.Array, length: int, pad_id: int) -> jax.Array:
+  """int [batch, t] -> [batch, length] with pad_id appended (t <= length), so that
+  trimmed real batches and full-length fakes look alike to the discriminator."""
+  if tokens.shape[1] > length:
+    raise ValueError(f'sentences of {tokens.shape[1]} tokens exceed config.data.max_len={length}')
+  return jnp.pad(tokens, ((0, 0), (0, length - tokens.shape[1])), constant_values=pad_id)

@@ -15,11 +15,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxtextgen.metrics import bleu
 from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import nll_sum_and_count
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
-                                     shift_right)
+                                     pad_time, shift_right)
+
+BLEU_ORDERS = (2, 3, 4, 5)
 
 
 def make_decoder(config, **overrides) -> LSTMDecoder:
@@ -69,18 +72,53 @@ def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
   """Sums over the batch (the trainer adds them up over the split, then calls
-  `finalize_eval`): NLL, target tokens (EOS included) and sentences."""
-  del rng
-  nll_sum, count = nll(state.params['generator'], batch, config=config)
-  return {'nll_sum': nll_sum, 'tokens': count, 'sentences': batch['weight'].sum()}
+  `finalize_eval`): NLL, target tokens (EOS included) and sentences; with
+  config.eval.bleu, 'per_example' rows of the real ids and of one temperature-1 sample
+  per sentence (`draw` with the first key of `rng`'s split), padded to the same width,
+  with their word counts (EOS excluded) for BLEU."""
+  gen = state.params['generator']
+  nll_sum, count = nll(gen, batch, config=config)
+  sums = {'nll_sum': nll_sum, 'tokens': count, 'sentences': batch['weight'].sum()}
+  if config.eval.bleu:
+    v, real = config.vocab, batch['tokens']
+    samples = draw(gen, jax.random.split(rng)[0], real.shape[0], config=config)
+    width = max(real.shape[1], config.data.max_len)
+    pad = lambda t: pad_time(t, width, v.pad_id)
+    words = lambda t, m: jnp.sum((m > 0) & (t != v.eos_id), axis=1).astype(jnp.int32)
+    sums['per_example'] = {'real': pad(real), 'real_len': words(real, batch['mask']),
+                           'fake': pad(samples.tokens),
+                           'fake_len': words(samples.tokens, samples.mask)}
+  return sums
 
 
 def finalize_eval(sums: dict) -> dict:
   """NLL per token and per sentence (nats) and PPL = exp(total NLL / tokens),
-  where tokens count one EOS per sentence (DESIGN.md)."""
+  where tokens count one EOS per sentence (DESIGN.md); with config.eval.bleu
+  (sums['per_example'], which this pops), bleu{n} of the samples against the eval
+  split and self_bleu{n} among them, n = 2..5 (`metrics.bleu`: nltk's sentence BLEU,
+  smoothing method1)."""
+  rows = sums.pop('per_example', None)
   per_token = sums['nll_sum'] / sums['tokens']
-  return {'nll_per_token': per_token, 'nll_per_sentence': sums['nll_sum'] / sums['sentences'],
-          'ppl': float(jnp.exp(per_token)), 'eval_sentences': sums['sentences']}
+  out = {'nll_per_token': per_token, 'nll_per_sentence': sums['nll_sum'] / sums['sentences'],
+         'ppl': float(jnp.exp(per_token)), 'eval_sentences': sums['sentences']}
+  if rows is not None:
+    words = lambda ids, lens: [tuple(map(int, r[:n])) for r, n in zip(ids, lens)]
+    refs, hyps = words(rows['real'], rows['real_len']), words(rows['fake'], rows['fake_len'])
+    table = bleu.BleuReference(refs, max_n=max(BLEU_ORDERS))
+    for n in BLEU_ORDERS:
+      out[f'bleu{n}'] = table.bleu(hyps, n)
+      out[f'self_bleu{n}'] = bleu.self_bleu(hyps, n) if len(hyps) > 1 else float('nan')
+  return out
+
+
+def draw(params, rng: jax.Array, num: int, *, config):
+  """`num` fresh sentences (`models.sampler.Samples`) at temperature 1: the model's own
+  distribution, which eval's BLEU and the GANs' fakes use (config.sample's temperature /
+  top-k are for --mode=sample only)."""
+  v = config.vocab
+  return sample_tokens(make_decoder(config), {'params': params}, rng, batch=num,
+                       length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+                       pad_id=v.pad_id)
 
 
 def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:

@@ -173,6 +173,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                cfg.algorithm, run.mesh.size, start, total, cfg.batch_size, len(run.data.train))
   stop = _StopFlag()
   metrics, eval_metrics = None, {}
+  if cfg.eval.at_start and start == 0:  # the starting point, e.g. of a pretrained generator
+    start_metrics = run.evaluate(state, 0)
+    writer.write(0, start_metrics, prefix='eval/')
+    logging.info('eval at step 0: %s', _fmt(start_metrics))
   t0, last_t, last_step, tokens = time.time(), time.time(), start, 0.0
   try:
     for step in range(start, total):

@@ -1,8 +1,9 @@
 """Metrics to WORKDIR/metrics.jsonl and TensorBoard event files (no TensorFlow).
 
 Only process 0 writes. On resume from step s, entries after s (from the part
-of the killed run that was not checkpointed) are dropped from both, so the
-logs of an interrupted-and-resumed run equal those of an uninterrupted one.
+of the killed run that was not checkpointed; all of them when no checkpoint was
+written, s = 0) are dropped from both, so the logs of an interrupted-and-resumed
+run equal those of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    if resume_step and os.path.exists(self.path):
+    if os.path.exists(self.path):  # a fresh start (resume_step 0) redoes every row
       with open(self.path, encoding='utf-8') as f:
-        keep = [l for l in f if l.strip() and json.loads(l)['step'] <= resume_step]
+        keep = [l for l in f if l.strip() and resume_step and json.loads(l)['step'] <= resume_step]
       tmp = self.path + '.tmp'
       with open(tmp, 'w', encoding='utf-8') as f:
         f.writelines(keep)
@@ -37,7 +38,7 @@ class MetricWriter:
     try:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'),
-                               purge_step=resume_step + 1 if resume_step else None)
+                               purge_step=resume_step + 1 if resume_step else 0)
     except ImportError:
       self._tb = None
 

@@ -106,3 +106,36 @@ def test_sample_respects_config():
   g1 = lm.sample(state, jax.random.key(0), 5, config=c)
   g2 = lm.sample(state, jax.random.key(9), 5, config=c)
   np.testing.assert_array_equal(g1, g2)
+
+
+def test_eval_bleu_scores_temperature_one_samples_against_the_eval_batch():
+  """eval.bleu: the rows are the real sentences and lm.draw's samples with the first key of
+  the eval rng's split, words counted without EOS and padding; finalize_eval's BLEU and
+  self-BLEU equal nltk's on those words."""
+  from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # pylint: disable=g-import-not-at-top
+  c = _config()
+  c.eval.bleu = True
+  batch = _batch(2)
+  state = lm.init(jax.random.key(0), c, batch)
+  rng = jax.random.key(5)
+  sums = lm.eval_step(state, batch, rng, config=c)
+  rows = jax.tree.map(np.asarray, sums['per_example'])
+  drawn = lm.draw(state.params['generator'], jax.random.split(rng)[0], B, config=c)
+  np.testing.assert_array_equal(rows['fake'], np.asarray(drawn.tokens))
+  np.testing.assert_array_equal(rows['real'], batch['tokens'])
+
+  def words(tokens, mask):
+    return [[int(t) for t, m in zip(r, mr) if m and t != c.vocab.eos_id]
+            for r, mr in zip(tokens, mask)]
+  refs, hyps = words(batch['tokens'], batch['mask']), words(drawn.tokens, drawn.mask)
+  assert [len(h) for h in hyps] == rows['fake_len'].tolist()
+  assert [len(r) for r in refs] == rows['real_len'].tolist()
+  out = lm.finalize_eval({**jax.tree.map(float, {k: v for k, v in sums.items()
+                                                if k != 'per_example'}), 'per_example': rows})
+  smooth = SmoothingFunction().method1
+  for n in (2, 3, 4, 5):
+    bleu = lambda pool, h: sentence_bleu(pool, h, weights=(1 / n,) * n, smoothing_function=smooth)
+    expect = np.mean([bleu(refs, h) for h in hyps])
+    expect_self = np.mean([bleu(hyps[:i] + hyps[i + 1:], h) for i, h in enumerate(hyps)])
+    np.testing.assert_allclose(out[f'bleu{n}'], expect, rtol=1e-9)
+    np.testing.assert_allclose(out[f'self_bleu{n}'], expect_self, rtol=1e-9)

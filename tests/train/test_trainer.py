@@ -93,6 +93,36 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch):
   assert trainer.train_and_evaluate(config, workdir) == full
 
 
+def test_eval_at_start_records_the_initial_state_and_changes_nothing_else(tmp_path, monkeypatch):
+  """eval.at_start: one eval row at step 0, of the initial state (near-uniform: NLL close to
+  log V), and otherwise the same logs; a restart with no checkpoint redoes it, once."""
+  config = _oracle_config()
+  plain = trainer.train_and_evaluate(config, str(tmp_path / 'plain'))
+  config.eval.at_start = True
+  workdir = str(tmp_path / 'start')
+  with monkeypatch.context() as m:  # crash at step 2: before the first checkpoint (step 3)
+    original = trainer.pipeline.train_iterator
+
+    def crashing_iterator(*args, **kwargs):
+      for i, batch in enumerate(original(*args, **kwargs)):
+        if i == 1:
+          raise _Interrupt()
+        yield batch
+    m.setattr(trainer.pipeline, 'train_iterator', crashing_iterator)
+    with pytest.raises(_Interrupt):
+      trainer.train_and_evaluate(config, workdir)
+  assert [r['step'] for r in read_metrics(workdir)] == [0]
+  assert trainer.train_and_evaluate(config, workdir) == plain
+  rows = read_metrics(workdir)
+  assert [r['step'] for r in rows].count(0) == 1
+  first = rows[0]
+  assert first['step'] == 0 and set(first) == {'step'} | {f'eval/{k}' for k in plain}
+  with open(os.path.join(workdir, 'config.json')) as f:
+    vocab_size = json.load(f)['vocab']['size']
+  assert abs(first['eval/nll_per_token'] - np.log(vocab_size)) < 0.2
+  assert _without_rates(rows[1:]) == _without_rates(read_metrics(str(tmp_path / 'plain')))
+
+
 def test_eval_and_sample_modes(tmp_path):
   config = _ptb_config(tmp_path)
   workdir = str(tmp_path / 'run')
