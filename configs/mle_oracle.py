@@ -3,7 +3,8 @@
 Oracle: SeqGAN's fixed LSTM (vocab 5000, length 20, emb = hidden = 32), its 10,000
 samples as training set. Generator: the same sizes, batch 64, Adam 1e-2, gradient
 clipping 5, 120 epochs (SeqGAN's `PRE_EPOCH_NUM`). Reported metric: NLL-oracle
-(mean per-token oracle NLL of 9,984 generator samples; SeqGAN paper 9.038).
+(mean per-token oracle NLL of 9,984 generator samples; SeqGAN paper 9.038); also NLL on
+1,000 held-out oracle samples and BLEU / self-BLEU of one sample per held-out sentence.
 
     python launch.py --config=configs/mle_oracle.py --workdir=/tmp/mle_oracle
     python launch.py --config=configs/mle_oracle.py:smoke --workdir=/tmp/mle_oracle_smoke
