@@ -15,8 +15,9 @@ sample per held-out caption against all 1,000, self-BLEU-2..5 of those samples.
     python launch.py --config=configs/seqgan_coco.py:smoke --workdir=/tmp/seqgan_coco_smoke
 
 Presets (comma-separated): 'pretrained' (no MLE phase: the generator of the
-configs/mle_coco.py run in /tmp/runs/mle_coco, or --config.gan.generator_init=WORKDIR),
-'short' (10 epochs MLE, 1 epoch D, 50 rounds of 1 G + 20 D steps), 'smoke' (seconds; held-out = the last 20% of the file, so a tiny corpus_dir
+configs/mle_coco.py run in /tmp/runs/mle_coco, or --config.gan.generator_init=WORKDIR;
+also evaluates at step 0), 'short' (10 epochs MLE, 1 epoch D, 50 rounds of 1 G + 20 D
+steps), 'smoke' (seconds; held-out = the last 20% of the file, so a tiny corpus_dir
 works: --config.data.corpus_dir=DIR holding train.txt).
 """
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from jaxtextgen.config import base_config
 from jaxtextgen.steps import lm
@@ -112,7 +113,6 @@ def test_eval_bleu_scores_temperature_one_samples_against_the_eval_batch():
   """eval.bleu: the rows are the real sentences and lm.draw's samples with the first key of
   the eval rng's split, words counted without EOS and padding; finalize_eval's BLEU and
   self-BLEU equal nltk's on those words."""
-  from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # pylint: disable=g-import-not-at-top
   c = _config()
   c.eval.bleu = True
   batch = _batch(2)
