@@ -29,8 +29,10 @@ class MetricWriter:
     if not enabled:
       return
     if os.path.exists(self.path):  # a fresh start (resume_step 0) redoes every row
-      with open(self.path, encoding='utf-8') as f:
-        keep = [l for l in f if l.strip() and resume_step and json.loads(l)['step'] <= resume_step]
+      keep = []
+      if resume_step:
+        with open(self.path, encoding='utf-8') as f:
+          keep = [l for l in f if l.strip() and json.loads(l)['step'] <= resume_step]
       tmp = self.path + '.tmp'
       with open(tmp, 'w', encoding='utf-8') as f:
         f.writelines(keep)
