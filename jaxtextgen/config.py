@@ -31,6 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
   d.train_split = 'train'        # TFDS split string, slicing allowed ('train[:9000]')
   d.eval_split = 'validation'    # '' for none
   d.max_len = 20                 # target tokens per sentence, EOS included (longer: truncated)
+  d.max_eval_len = 0             # eval sentences longer than this are truncated, with a warning
+                                 # that counts them (0: eval never truncates)
+  d.tokenizer = 'word'           # 'word' (whitespace-separated) or 'char' (every character)
+  d.num_classes = 0              # labelled corpora: labels lie in [0, num_classes) (0: unlabelled)
   d.sort_chunk = 0               # length bucketing: sort runs of this many batches (0: off)
   d.trim_multiple = 0            # cut batches to their longest sentence, rounded up to this
   d.min_count = 1                # vocabulary: words seen at least this often in train
@@ -42,10 +46,18 @@ def base_config() -> ml_collections.ConfigDict:
   d.oracle_num_eval = 1_000      # held-out oracle samples for eval NLL
 
   c.model = m = ml_collections.ConfigDict()
-  m.emb_dim = 256                # token embedding size
-  m.hidden_size = 256            # LSTM state size
-  m.num_layers = 1               # stacked LSTM layers
+  m.decoder = 'lstm'             # every algorithm's decoder: 'lstm' or 'transformer'
+  m.emb_dim = 256                # token embedding size (lstm; the transformer uses hidden_size)
+  m.hidden_size = 256            # LSTM state size / Transformer model width
+  m.num_layers = 1               # stacked LSTM layers / Transformer blocks
   m.dropout = 0.0                # embedding / between-layer / output dropout
+  m.num_heads = 4                # transformer: attention heads (hidden_size must divide by it)
+  m.mlp_dim = 1024               # transformer: feed-forward width
+  m.positions = 'learned'        # transformer: 'learned' or 'sinusoidal' position embeddings
+  m.max_positions = 512          # transformer: longest sequence ('learned' table size)
+  m.cln_hidden = 0               # conditional LayerNorm: hidden layer between condition and
+                                 # gamma/beta (bert4keras' hidden_units; 0: none)
+  m.label_dim = 128              # class-conditional models: size of the label embedding
   m.dtype = 'float32'            # compute dtype: 'float32' or 'bfloat16' (params stay f32)
 
   c.optimizer = o = ml_collections.ConfigDict()
@@ -64,12 +76,18 @@ def base_config() -> ml_collections.ConfigDict:
   e.at_start = False             # also evaluate before the first step (step 0 of metrics.jsonl)
   e.bleu = False                 # lm and GANs: BLEU-2..5 of one temperature-1 sample per eval
                                  # sentence vs the eval split, and their self-BLEU-2..5
+  e.judge = ''                   # workdir of a trained 'classifier': judge_acc of the samples
+                                 # generated for each class (conditional models)
+  e.judge_samples = 500          # conditional models: samples per class for judge_acc,
+                                 # distinct-n and self-BLEU
 
   c.sample = s = ml_collections.ConfigDict()
   s.num = 10                     # sentences printed by --mode=sample
   s.temperature = 1.0            # softmax temperature
   s.top_k = 0                    # sample among the k most likely tokens (0: all)
+  s.top_p = 0.0                  # nucleus sampling: the smallest set of mass >= top_p (0: off)
   s.greedy = False               # argmax decoding
+  s.label = -1                   # conditional models: class of the samples (-1: classes in turn)
   # Autoencoders only (ae, dae, vae), each also written to WORKDIR:
   s.reconstruct_file = ''        # reconstruct these sentences (a file, '-' for stdin, one per line)
   s.homotopy = ''                # 'sentence a ||| sentence b': decode along the line between codes
@@ -143,6 +161,16 @@ def base_config() -> ml_collections.ConfigDict:
   g.gumbel_anneal_steps = 0      # gumbel_gan: N of the schedule in G updates (0: the run's all)
   g.gumbel_hard = False          # gumbel_gan: straight-through one-hots to D (False: soft, RelGAN)
   g.latent_std = 0.0             # gumbel_gan, wgan: std of the fakes' random initial LSTM state
+
+  # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
+  # config.data.num_classes.
+  c.classifier = k = ml_collections.ConfigDict()
+  k.encoder = 'cnn'              # 'cnn' (Kim 2014, the discriminators' CNN), 'lstm', 'transformer'
+  k.emb_dim = 128                # token embedding size
+  k.filter_sizes = (3, 4, 5)     # cnn: filter widths
+  k.num_filters = (100, 100, 100)  # cnn: filters per width
+  k.hidden_size = 128            # lstm / transformer encoder width
+  k.dropout = 0.5                # dropout before the output layer
 
   # Filled in at start-up from the data (vocabulary size, special ids); not for users.
   c.vocab = ml_collections.ConfigDict(

@@ -15,9 +15,10 @@ output layer and softmax cross-entropy share a hand-written gradient
 (`objectives.linear_token_nll`). Together they make the LM and VAE steps faster than
 PyTorch's on CPU (README, benchmark).
 
-The same parameters serve teacher forcing (`__call__`) and step-by-step
-decoding (`step`), so a sampler, a Gumbel-softmax generator or Monte-Carlo
-rollouts all run the very model that was trained.
+The decoder implements the decoder protocol (`models.decoder`): the same parameters
+serve teacher forcing (`__call__`, `token_nll`) and step-by-step decoding (`init_cache`,
+`step`), so a sampler, a Gumbel-softmax generator or Monte-Carlo rollouts all run the
+very model that was trained.
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class VocabProjection(nn.Module):
 
 
 class LSTMDecoder(nn.Module):
-  """Token-level LSTM decoder / language model, optionally conditioned.
+  """Token-level LSTM decoder / language model, optionally conditioned; implements
+  the decoder protocol (`models.decoder`).
 
   Attributes:
     vocab_size: V, output classes (and input embedding rows).
@@ -247,7 +249,7 @@ class LSTMDecoder(nn.Module):
       # Only the first layer sees the input; deeper layers get no bias.
       self.cond_gates = nn.Dense(4 * h, use_bias=False, dtype=self.dtype)
 
-  # --- pieces, exposed so that samplers and GAN generators reuse them ----------------
+  # --- the decoder protocol ---------------------------------------------------------
   def embed(self, tokens: jax.Array) -> jax.Array:
     """tokens int [...] -> embeddings [..., E]."""
     return self.embedding(tokens).astype(self.dtype)
@@ -256,29 +258,18 @@ class LSTMDecoder(nn.Module):
     """Token distributions [..., V] -> expected embeddings [..., E] (Gumbel / soft inputs)."""
     return (probs.astype(self.dtype) @ self.embedding.embedding.astype(self.dtype))
 
-  def logits(self, h: jax.Array, *, train: bool = False) -> jax.Array:
-    """Top-layer states [..., H] -> float32 logits [..., V]."""
-    return self.out(self.drop(h, deterministic=not train))
-
-  def initial_state(self, batch: int, cond: jax.Array | None = None) -> LSTMState:
-    """Zero state, or a state computed from cond [batch, C] when cond_to_state."""
+  def init_cache(self, batch: int, cond: jax.Array | None = None, length: int = 0) -> LSTMState:
+    """Zero state, or a state computed from cond [batch, C] when cond_to_state. `length`
+    (the Transformer's cache size) is not needed: an LSTM's state has none."""
+    del length
     if cond is None or not self.cond_to_state:
       return self.lstm.zero_state(batch)
     flat = jnp.tanh(self.cond_state(cond.astype(self.dtype)))
     parts = jnp.split(flat, 2 * self.num_layers, axis=-1)
     return tuple((parts[2 * l], parts[2 * l + 1]) for l in range(self.num_layers))
 
-  def gate_bias(self, cond: jax.Array | None):
-    if cond is None or not self.cond_to_input:
-      return None
-    first = self.cond_gates(cond.astype(self.dtype))
-    zeros = jnp.zeros_like(first)
-    return [first] + [zeros] * (self.num_layers - 1)
-
-  # --- the two entry points ---------------------------------------------------------
   def __call__(self, inputs: jax.Array, cond: jax.Array | None = None, *,
-               train: bool = False, initial_state: LSTMState | None = None,
-               return_states: bool = False, soft_inputs: bool = False):
+               train: bool = False, soft_inputs: bool = False, return_hidden: bool = False):
     """Teacher-forced decoding.
 
     Args:
@@ -286,46 +277,52 @@ class LSTMDecoder(nn.Module):
         or [batch, time, V] token distributions when `soft_inputs`.
       cond: optional conditioning vector [batch, C].
       train: dropout on.
-      initial_state: overrides the state derived from `cond`.
-      return_states: also return every step's per-layer (c, h) [batch, time, H],
-        i.e. the state after each prefix (used by rollouts and value heads).
+      return_hidden: also return the top layer's h [batch, time, H] after each
+        prefix (used by value heads).
 
     Returns:
-      logits float32 [batch, time, V] (and the states when asked).
+      logits float32 [batch, time, V] (and the hidden states when asked).
     """
-    h, states = self._teacher_forced(inputs, cond, train, initial_state, soft_inputs)
-    logits = self.logits(h, train=train)
+    h = self._teacher_forced(inputs, cond, train, soft_inputs)
+    logits = self.out(self.drop(h, deterministic=not train))
     chex.assert_shape(logits, (inputs.shape[0], inputs.shape[1], self.vocab_size))
-    return (logits, states) if return_states else logits
+    return (logits, h) if return_hidden else logits
 
   def token_nll(self, inputs: jax.Array, targets: jax.Array, cond: jax.Array | None = None, *,
-                train: bool = False, initial_state: LSTMState | None = None,
-                return_states: bool = False, soft_inputs: bool = False):
+                train: bool = False, soft_inputs: bool = False, return_hidden: bool = False):
     """Teacher-forced -log p(targets[b, t] | inputs[b, :t+1]) [batch, time], the same as
     `objectives.token_nll(self(inputs, ...), targets)` (same dropout masks) but with the
     fused projection + softmax gradient of `objectives.linear_token_nll`: the training
     loss of every likelihood-trained algorithm. Arguments as `__call__`."""
-    h, states = self._teacher_forced(inputs, cond, train, initial_state, soft_inputs)
+    h = self._teacher_forced(inputs, cond, train, soft_inputs)
     nll = self.out(self.drop(h, deterministic=not train), targets)
     chex.assert_shape(nll, inputs.shape[:2])
-    return (nll, states) if return_states else nll
+    return (nll, h) if return_hidden else nll
 
-  def _teacher_forced(self, inputs, cond, train, initial_state, soft_inputs):
-    """Top-layer states [batch, time, H] and every layer's (c, h) of a teacher-forced pass."""
-    x = self.embed_soft(inputs) if soft_inputs else self.embed(inputs)
-    x = self.drop(x, deterministic=not train)
-    state = (initial_state if initial_state is not None
-             else self.initial_state(inputs.shape[0], cond))
-    return self.lstm(x, state, self.gate_bias(cond), train=train)
-
-  def step(self, token_or_emb: jax.Array, state: LSTMState, cond: jax.Array | None = None,
+  def step(self, inputs: jax.Array, cache: LSTMState, cond: jax.Array | None = None,
            *, train: bool = False):
     """One decoding step: int32 [batch] tokens (or [batch, E] embeddings) ->
-    (logits float32 [batch, V], new state, top-layer h [batch, H])."""
-    x = self.embed(token_or_emb) if token_or_emb.ndim == 1 else token_or_emb.astype(self.dtype)
+    (logits float32 [batch, V], new state)."""
+    x = self.embed(inputs) if inputs.ndim == 1 else inputs.astype(self.dtype)
     x = self.drop(x, deterministic=not train)
-    h, state = self.lstm.step(x, state, self.gate_bias(cond), train=train)
-    return self.logits(h, train=train), state, h
+    h, cache = self.lstm.step(x, cache, self._gate_bias(cond), train=train)
+    return self.out(self.drop(h, deterministic=not train)), cache
+
+  # --- internals --------------------------------------------------------------------
+  def _gate_bias(self, cond: jax.Array | None):
+    if cond is None or not self.cond_to_input:
+      return None
+    first = self.cond_gates(cond.astype(self.dtype))
+    zeros = jnp.zeros_like(first)
+    return [first] + [zeros] * (self.num_layers - 1)
+
+  def _teacher_forced(self, inputs, cond, train, soft_inputs):
+    """Top-layer states [batch, time, H] of a teacher-forced pass."""
+    x = self.embed_soft(inputs) if soft_inputs else self.embed(inputs)
+    x = self.drop(x, deterministic=not train)
+    h, _ = self.lstm(x, self.init_cache(inputs.shape[0], cond), self._gate_bias(cond),
+                     train=train)
+    return h
 
 
 class LSTMEncoder(nn.Module):

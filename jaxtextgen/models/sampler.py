@@ -1,5 +1,6 @@
-"""The one sampler: ancestral / top-k / greedy decoding of an `LSTMDecoder`,
-and its differentiable twin for GANs on relaxed tokens.
+"""The one sampler: ancestral / top-k / nucleus / greedy decoding of any decoder of
+the decoder protocol (`models.decoder`: LSTM or Transformer), and its differentiable
+twin for GANs on relaxed tokens.
 
 Everything happens inside one `lax.scan` over time, for the whole batch at
 once, on device: 10k samples for NLL-oracle or BLEU are one jitted call.
@@ -19,7 +20,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.objectives.discrete import gumbel_softmax
 
 
@@ -68,27 +68,41 @@ def _top_k_mask(logits: jax.Array, k: int) -> jax.Array:
   return jnp.where(logits < kth, -jnp.inf, logits)
 
 
+def top_p_mask(logits: jax.Array, p: float | jax.Array) -> jax.Array:
+  """Nucleus filtering (Holtzman et al. 2020): logits [..., V] with -inf outside the
+  smallest set of most likely tokens whose probability mass reaches p (the most
+  likely token always stays). Ties at the boundary are kept together."""
+  probs = jax.nn.softmax(logits, axis=-1)
+  sorted_probs = jnp.sort(probs, axis=-1)[..., ::-1]
+  # Mass strictly before each sorted position: a token stays while that is < p.
+  before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
+  keep = before < p
+  threshold = jnp.min(jnp.where(keep, sorted_probs, jnp.inf), axis=-1, keepdims=True)
+  return jnp.where(probs < threshold, -jnp.inf, logits)
+
+
 @functools.partial(jax.jit, static_argnames=(
-    'decoder', 'batch', 'length', 'bos_id', 'eos_id', 'pad_id', 'top_k', 'greedy'))
-def sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, length: int,
+    'decoder', 'batch', 'length', 'bos_id', 'eos_id', 'pad_id', 'top_k', 'top_p', 'greedy'))
+def sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
            bos_id: int, eos_id: int = -1, pad_id: int = 0, temperature: float | jax.Array = 1.0,
-           top_k: int = 0, greedy: bool = False, cond: jax.Array | None = None,
-           forced_tokens: jax.Array | None = None, forced_mask: jax.Array | None = None,
-           initial_state=None) -> Samples:
+           top_k: int = 0, top_p: float = 0.0, greedy: bool = False,
+           cond: jax.Array | None = None, forced_tokens: jax.Array | None = None,
+           forced_mask: jax.Array | None = None, cache=None) -> Samples:
   """Draws `batch` sequences of at most `length` tokens.
 
   Args:
-    decoder, params: the model and its variables ({'params': ...}).
+    decoder, params: a decoder of the decoder protocol and its variables ({'params': ...}).
     rng: key; step t uses fold_in(rng, t), so no key is reused.
     batch, length: output shape (static). The length comes from data/config.
     bos_id: first input token. eos_id: stops a row (-1: no EOS, fixed length,
       as in the SeqGAN oracle). pad_id: emitted after EOS.
     temperature: logits are divided by it. top_k: keep the k best (0: all).
+    top_p: then keep the nucleus of mass top_p (`top_p_mask`; 0 or >= 1: all).
     greedy: argmax instead of sampling.
     cond: optional conditioning [batch, C].
     forced_tokens, forced_mask: int32 / bool [batch, length]; where the mask is
       set, the token is taken from forced_tokens instead of being drawn.
-    initial_state: overrides the decoder's initial state.
+    cache: overrides the decoder's `init_cache(batch, cond, length)`.
 
   Returns:
     `Samples`.
@@ -102,6 +116,8 @@ def sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, len
     logits = logits / temperature
     if top_k:
       logits = _top_k_mask(logits, top_k)
+    if 0 < top_p < 1:
+      logits = top_p_mask(logits, top_p)
     tok = jnp.argmax(logits, axis=-1) if greedy else categorical(key, logits)
     tok = jnp.where(forced, forced_tok, tok).astype(jnp.int32)
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), tok[:, None], axis=-1)[:, 0]
@@ -110,7 +126,7 @@ def sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, len
   first = jnp.full((batch,), bos_id, jnp.int32)
   toks, mask, logp = _unroll(decoder, params, rng, choose, first, (forced_tokens.T, forced_mask.T),
                              batch=batch, length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,
-                             initial_state=initial_state)
+                             cache=cache)
   return Samples(toks, mask, jnp.where(mask > 0, logp, 0.0))
 
 
@@ -124,14 +140,14 @@ class RelaxedSamples(NamedTuple):
   mask: jax.Array
 
 
-def relaxed_sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: int, length: int,
+def relaxed_sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
                    bos_id: int, eos_id: int = -1, pad_id: int = 0, gumbel: bool = True,
                    inverse_temperature: float | jax.Array = 1.0, hard: bool = False,
-                   cond: jax.Array | None = None, initial_state=None) -> RelaxedSamples:
+                   cond: jax.Array | None = None, cache=None) -> RelaxedSamples:
   """A free-running decoder whose every step emits a differentiable token vector.
 
   Step t computes logits from the previous vector's expected embedding
-  (`LSTMDecoder.embed_soft`; BOS's embedding first) and emits
+  (the decoder's `embed_soft`; BOS's embedding first) and emits
       gumbel=True:  y_t = softmax(beta * (logits + g)),  g ~ Gumbel(0, 1)
                     (RelGAN / GSGAN; argmax y_t is an exact sample of softmax(logits));
                     with `hard`, the straight-through one-hot of that argmax, whose
@@ -141,7 +157,7 @@ def relaxed_sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: 
   one-hot PAD. Not jitted: it runs inside the jitted, differentiated GAN steps.
 
   Args:
-    decoder, params, rng, batch, length, bos_id, eos_id, pad_id, cond, initial_state: as
+    decoder, params, rng, batch, length, bos_id, eos_id, pad_id, cond, cache: as
       `sample` (step t draws its noise with fold_in(rng, t)).
     inverse_temperature: beta > 0 (may be traced), RelGAN's schedule value.
 
@@ -158,31 +174,31 @@ def relaxed_sample(decoder: LSTMDecoder, params: Any, rng: jax.Array, *, batch: 
       y = jax.nn.softmax(logits, axis=-1)
     return jnp.argmax(y, axis=-1).astype(jnp.int32), y
 
-  first = decoder.apply(params, jnp.full((batch,), bos_id, jnp.int32), method=LSTMDecoder.embed)
-  embed = lambda y: decoder.apply(params, y, method=LSTMDecoder.embed_soft)
+  first = decoder.apply(params, jnp.full((batch,), bos_id, jnp.int32), method='embed')
+  embed = lambda y: decoder.apply(params, y, method='embed_soft')
   toks, mask, probs = _unroll(decoder, params, rng, choose, first, None, batch=batch,
                               length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,
-                              initial_state=initial_state, next_input=embed)
+                              cache=cache, next_input=embed)
   probs = jnp.where(mask[..., None] > 0, probs, pad)
   chex.assert_shape(probs, (batch, length, decoder.vocab_size))
   return RelaxedSamples(probs, toks, mask)
 
 
 def _unroll(decoder, params, rng, choose, first_input, xs, *, batch, length, eos_id, pad_id,
-            cond, initial_state, next_input=None):
+            cond, cache, next_input=None):
   """The scan both samplers share. Step t runs the decoder on the previous input and
   `choose(logits, fold_in(rng, t), xs[t]) -> (token, emitted)`; the next input is
   `next_input(emitted)`, or the token (PAD after EOS) by default. Rows emit PAD after EOS.
   Returns tokens int32 [batch, length], mask float32 (1 up to EOS) and the stacked
   `emitted` values, batch-major."""
-  state = initial_state
+  state = cache
   if state is None:
-    state = decoder.apply(params, batch, cond, method=LSTMDecoder.initial_state)
+    state = decoder.apply(params, batch, cond, length, method='init_cache')
 
   def body(carry, step_xs):
     state, prev, done = carry
     t, x = step_xs
-    logits, state, _ = decoder.apply(params, prev, state, cond, method=LSTMDecoder.step)
+    logits, state = decoder.apply(params, prev, state, cond, method='step')
     tok, emitted = choose(logits, jax.random.fold_in(rng, t), x)
     alive = ~done
     tok = jnp.where(alive, tok, pad_id)

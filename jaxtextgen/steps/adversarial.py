@@ -49,7 +49,6 @@ import numpy as np
 import optax
 
 from jaxtextgen.models.discriminator import CNNDiscriminator, LSTMDiscriminator
-from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import relaxed_sample
 from jaxtextgen.objectives import gan as gan_losses
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature
@@ -106,6 +105,9 @@ def check_config(config) -> None:
     raise ValueError(f'config.gan: need clip, instance_noise, latent_std >= 0 and '
                      f'gumbel_beta_max >= 1; got {g.clip}, {g.instance_noise}, {g.latent_std}, '
                      f'{g.gumbel_beta_max}')
+  if g.latent_std and config.model.decoder != 'lstm':
+    raise ValueError(f'config.gan.latent_std={g.latent_std} draws a random initial LSTM state; '
+                     f'config.model.decoder={config.model.decoder!r} has none. Set it to 0.')
 
 
 # --- the discriminator player ---------------------------------------------------------------------
@@ -276,7 +278,7 @@ def soft_fakes(gen_params, rng: jax.Array, num: int, *, config, gumbel: bool,
   k_noise, k_sample = jax.random.split(rng)
   state = None
   if g.latent_std:
-    zero = decoder.apply({'params': gen_params}, num, method=LSTMDecoder.initial_state)
+    zero = decoder.apply({'params': gen_params}, num, method='init_cache')
     keys = jax.random.split(k_noise, len(jax.tree.leaves(zero)))
     leaves = [g.latent_std * jax.random.normal(k, x.shape, x.dtype)
               for k, x in zip(keys, jax.tree.leaves(zero))]
@@ -284,7 +286,7 @@ def soft_fakes(gen_params, rng: jax.Array, num: int, *, config, gumbel: bool,
   return relaxed_sample(decoder, {'params': gen_params}, k_sample, batch=num,
                         length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                         pad_id=v.pad_id, gumbel=gumbel, inverse_temperature=beta,
-                        hard=g.gumbel_hard, initial_state=state)
+                        hard=g.gumbel_hard, cache=state)
 
 
 def soft_generator_update(state: TrainState, batch, rng: jax.Array, *, config, gumbel: bool,

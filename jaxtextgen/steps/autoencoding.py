@@ -1,8 +1,9 @@
 """What `ae`, `dae` and `vae` share: one encoder-decoder and everything around it.
 
 Not an algorithm itself. The model is a `LatentEncoder` (players['encoder'])
-and the shared `LSTMDecoder` conditioned on z through its initial state and
-every input step (players['decoder']); two players, each with its own
+and the shared decoder of config.model.decoder conditioned on z (players['decoder']):
+the LSTM through its initial state and every input step, the Transformer through
+every LayerNorm (SELF-MOD style conditional LayerNorm); two players, each with its own
 optimizer, so that a VAE can reset or freeze one of them (Li et al. 2019's
 pretrained encoder, He et al. 2019's encoder-only updates).
 
@@ -26,11 +27,11 @@ import numpy as np
 
 from jaxtextgen.metrics import device_bleu
 from jaxtextgen.models.latent import LatentEncoder
-from jaxtextgen.models.lstm import LSTMDecoder, LSTMEncoder
+from jaxtextgen.models.lstm import LSTMEncoder
 from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.steps import common
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
                                      make_optimizer, shift_right)
-from jaxtextgen.steps.lm import make_decoder as make_lm_decoder
 
 PLAYERS = ('encoder', 'decoder')
 
@@ -45,9 +46,10 @@ def make_encoder(config, *, variational: bool) -> LatentEncoder:
   return LatentEncoder(lstm, latent_dim=config.ae.latent_dim, variational=variational)
 
 
-def make_decoder(config) -> LSTMDecoder:
-  """The lm decoder, with z to the initial state and to every input (He et al. 2019)."""
-  return make_lm_decoder(config, cond_to_state=True, cond_to_input=True)
+def make_decoder(config):
+  """The lm decoder conditioned on z: the LSTM's initial state and every input (He et
+  al. 2019), or every LayerNorm of the Transformer."""
+  return common.make_decoder(config, conditional=True)
 
 
 def is_variational(encoder_params) -> bool:
@@ -111,7 +113,7 @@ def sentence_nll(decoder_params, z: jax.Array, inputs: jax.Array, targets: jax.A
   (inputs: targets shifted right, maybe with word dropout), mask [batch, T] -> [batch]."""
   rngs = {'dropout': rng} if train else {}
   nll = make_decoder(config).apply({'params': decoder_params}, inputs, targets, z, train=train,
-                                   rngs=rngs, method=LSTMDecoder.token_nll)
+                                   rngs=rngs, method='token_nll')
   return jnp.where(mask > 0, nll, 0.0).sum(axis=-1)
 
 
@@ -243,7 +245,7 @@ def homotopy(state: TrainState, tokens: jax.Array, mask: jax.Array, num_steps: i
 def sample_latent(state: TrainState, rng: jax.Array, num: int, *, config,
                   z: jax.Array | None = None) -> jax.Array:
   """Sentences decoded from z ~ N(0, I) [num, Z] (or the given z) with config.sample's
-  temperature / top_k / greedy: int32 [num, config.data.max_len], PAD after EOS."""
+  temperature / top_k / top_p / greedy: int32 [num, config.data.max_len], PAD after EOS."""
   k_z, k_tok = jax.random.split(rng)
   if z is None:
     z = jax.random.normal(k_z, (num, config.ae.latent_dim))
@@ -251,4 +253,4 @@ def sample_latent(state: TrainState, rng: jax.Array, num: int, *, config,
   return sample_tokens(make_decoder(config), {'params': state.params['decoder']}, k_tok,
                        batch=num, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                        pad_id=v.pad_id, temperature=s.temperature, top_k=s.top_k,
-                       greedy=s.greedy, cond=z).tokens
+                       top_p=s.top_p, greedy=s.greedy, cond=z).tokens

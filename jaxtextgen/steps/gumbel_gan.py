@@ -1,7 +1,7 @@
 """`gumbel_gan`: a GAN on Gumbel-softmax relaxed tokens (RelGAN, Nie et al. 2019;
 GSGAN, Kusner & Hernandez-Lobato 2016), with the shared LSTM generator.
 
-Players: 'generator' (the shared LSTMDecoder, `lm.make_decoder`; MLE steps use
+Players: 'generator' (the shared decoder, `lm.make_decoder`; MLE steps use
 config.optimizer, adversarial steps their own config.gan.g_optimizer, RelGAN's
 Adam 1e-2 / 1e-4 split) and 'discriminator' (`adversarial.make_discriminator`).
 

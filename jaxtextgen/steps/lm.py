@@ -1,4 +1,5 @@
-"""`lm`: an LSTM language model trained by maximum likelihood (teacher forcing).
+"""`lm`: a language model trained by maximum likelihood (teacher forcing); its decoder
+is config.model.decoder ('lstm' or 'transformer').
 
 The MLE baseline of every text-GAN paper and the decoder of every text VAE.
 Padding is masked out of the loss, and the loss is the global per-token mean
@@ -16,22 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxtextgen.metrics import bleu
-from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import nll_sum_and_count
-from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, make_optimizer,
+from jaxtextgen.steps.common import (TrainState, global_sum, make_decoder, make_optimizer,
                                      pad_time, shift_right)
 
 BLEU_ORDERS = (2, 3, 4, 5)
-
-
-def make_decoder(config, **overrides) -> LSTMDecoder:
-  """The generator as configured: config.model + vocabulary size from config.vocab."""
-  m = config.model
-  kwargs = dict(vocab_size=config.vocab.size, emb_dim=m.emb_dim, hidden_size=m.hidden_size,
-                num_layers=m.num_layers, dropout=m.dropout, dtype=compute_dtype(config))
-  kwargs.update(overrides)
-  return LSTMDecoder(**kwargs)
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
@@ -49,7 +40,7 @@ def nll(params, batch, *, config, train: bool = False, rng=None):
   inputs = shift_right(batch['tokens'], config.vocab.bos_id)
   rngs = {'dropout': rng} if train else {}
   nll = model.apply({'params': params}, inputs, batch['tokens'], train=train, rngs=rngs,
-                    method=LSTMDecoder.token_nll)
+                    method='token_nll')
   return nll_sum_and_count(nll, batch['mask'])
 
 
@@ -123,11 +114,11 @@ def draw(params, rng: jax.Array, num: int, *, config):
 
 def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
   """`num` sentences, int32 [num, config.data.max_len], with config.sample's
-  temperature / top_k / greedy; PAD after EOS."""
+  temperature / top_k / top_p / greedy; PAD after EOS."""
   del conditions  # an unconditional model
   s = config.sample
   out = sample_tokens(make_decoder(config), {'params': state.params['generator']}, rng,
                       batch=num, length=config.data.max_len, bos_id=config.vocab.bos_id,
                       eos_id=config.vocab.eos_id, pad_id=config.vocab.pad_id,
-                      temperature=s.temperature, top_k=s.top_k, greedy=s.greedy)
+                      temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, greedy=s.greedy)
   return out.tokens

@@ -1,7 +1,7 @@
 """`seqgan`: SeqGAN (Yu et al. 2017), the generator trained by REINFORCE with
 Monte-Carlo rollout rewards from a CNN discriminator.
 
-Players: 'generator' (the shared LSTMDecoder, `lm.make_decoder`),
+Players: 'generator' (the shared decoder, `lm.make_decoder`: LSTM or Transformer),
 'discriminator' (`adversarial.make_discriminator`, SeqGAN's CNN by default) and,
 with the learned baseline, 'value' (a `ValueHead` on the generator's states).
 `state.extra['rollout']` holds the rollout policy, a delayed copy of the
@@ -51,7 +51,6 @@ import jax.numpy as jnp
 import optax
 
 from jaxtextgen.models.discriminator import ValueHead
-from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.discrete import moving_average_baseline, reinforce_loss
 from jaxtextgen.objectives.sequence import masked_sum
@@ -70,7 +69,7 @@ def rollouts(decoder, params, tokens: jax.Array, rng: jax.Array, *, num_rollouts
   """Completions of every prefix of every sentence, in one sampler call.
 
   Args:
-    decoder, params: the rollout policy (an LSTMDecoder and {'params': ...}).
+    decoder, params: the rollout policy (a decoder and {'params': ...}).
     tokens: int32 [B, T] sentences.
     num_rollouts: N completions per prefix.
     first_prefix: the shortest prefix (1: SeqGAN's 1..T-1; 0 adds the empty one).
@@ -140,7 +139,8 @@ def reward_fn(d_params, config):
 
 def update_rollout(rollout, generator, rate: float):
   """SeqGAN's delayed copy: rate * rollout + (1 - rate) * generator, except the
-  embedding table, which SeqGAN's rollout.py re-reads from the generator."""
+  token embedding table (both decoders call it 'embedding'), which SeqGAN's
+  rollout.py re-reads from the generator."""
   mixed = jax.tree.map(lambda r, g: rate * r + (1.0 - rate) * g, rollout, generator)
   return {**mixed, 'embedding': generator['embedding']}
 
@@ -253,9 +253,9 @@ def policy_gradient_update(state: TrainState, tokens: jax.Array, mask: jax.Array
     return jnp.zeros((), jnp.float32)
 
   def loss_fn(params):
-    nll, states = decoder.apply({'params': params}, shift_right(tokens, config.vocab.bos_id),
-                                tokens, return_states=True, method=LSTMDecoder.token_nll)
-    h = jax.lax.stop_gradient(states[-1][1]).astype(jnp.float32)  # [B, T, H], emits token t
+    nll, h = decoder.apply({'params': params}, shift_right(tokens, config.vocab.bos_id),
+                           tokens, return_hidden=True, method='token_nll')
+    h = jax.lax.stop_gradient(h).astype(jnp.float32)  # [B, T, H], the state emitting token t
     baseline = jax.lax.stop_gradient(baseline_of(h))
     # reinforce_loss is a local per-token mean; rescale it to the global one.
     loss = reinforce_loss(-nll, q, mask, baseline) * mask.sum() / count

@@ -25,14 +25,13 @@ def _decoder(**kw):
 def test_teacher_forced_equals_step_by_step(layers, to_state, to_input):
   dec, v, toks, cond = _decoder(num_layers=layers, cond_to_state=to_state,
                                 cond_to_input=to_input)
-  full, states = dec.apply(v, toks, cond, return_states=True)
-  state = dec.apply(v, 3, cond, method=LSTMDecoder.initial_state)
+  full, hidden = dec.apply(v, toks, cond, return_hidden=True)
+  state = dec.apply(v, 3, cond, method='init_cache')
   for t in range(toks.shape[1]):
-    logits, state, h = dec.apply(v, toks[:, t], state, cond, method=LSTMDecoder.step)
+    logits, state = dec.apply(v, toks[:, t], state, cond, method='step')
     np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
-    # The states returned by the teacher-forced pass are the states after each prefix.
-    np.testing.assert_allclose(state[-1][1], states[-1][1][:, t], atol=1e-5)
-    np.testing.assert_allclose(h, states[-1][1][:, t], atol=1e-5)
+    # The hidden states of the teacher-forced pass are the top h after each prefix.
+    np.testing.assert_allclose(state[-1][1], hidden[:, t], atol=1e-5)
 
 
 def test_condition_changes_output_only_when_wired():
@@ -179,6 +178,6 @@ def test_token_nll_equals_token_nll_of_logits_with_the_same_dropout():
   g1 = jax.grad(lambda v: fused(v).sum())(v)
   g2 = jax.grad(lambda v: plain(v).sum())(v)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g1, g2)
-  nll, states = dec.apply(v, toks, targets, cond, return_states=True,
+  nll, hidden = dec.apply(v, toks, targets, cond, return_hidden=True,
                           method=LSTMDecoder.token_nll)
-  assert nll.shape == toks.shape and states[-1][1].shape == (3, 7, 16)
+  assert nll.shape == toks.shape and hidden.shape == (3, 7, 16)

@@ -41,11 +41,11 @@ def _decoder_params(seed=0):
 
 def _python_loop(dec, params, rng, beta, hard, length=T):
   """The unroll written out step by step: the reference for relaxed_sample."""
-  state = dec.apply(params, B, method=LSTMDecoder.initial_state)
+  state = dec.apply(params, B, method='init_cache')
   x = dec.apply(params, jnp.full((B,), BOS), method=LSTMDecoder.embed)
   ys = []
   for t in range(length):
-    logits, state, _ = dec.apply(params, x, state, method=LSTMDecoder.step)
+    logits, state = dec.apply(params, x, state, method='step')
     ys.append(gumbel_softmax(jax.random.fold_in(rng, t), logits, 1.0 / beta, hard=hard))
     x = dec.apply(params, ys[-1], method=LSTMDecoder.embed_soft)
   return jnp.stack(ys, 1)
