@@ -29,7 +29,8 @@ from tensorflow_datasets.proto import tf_example_pb2  # the records' wire format
 
 log = logging.getLogger(__name__)
 
-CORPORA: tuple[str, ...] = ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment')
+CORPORA: tuple[str, ...] = ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
+                            'cn_sentiment')
 
 # Bump when parsing changes, so caches prepared by older code are not reused.
 _FORMAT_VERSION = 1
@@ -62,7 +63,8 @@ class _Spec:
   files: Mapping[str, tuple[tuple[str, int], ...]]
   urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
   lowercase: bool = False
-  label_column: bool = False  # 'sentence<TAB>int' lines allowed (text_lines only)
+  label_column: bool = False  # 'sentence<TAB>int' lines allowed (text_lines, cn_sentiment)
+  label_required: bool = False  # ... and required on every non-blank line (cn_sentiment)
 
 
 _SPECS: dict[str, _Spec] = {
@@ -81,6 +83,10 @@ _SPECS: dict[str, _Spec] = {
     'yelp_sentiment': _Spec(files={
         s: ((f'{f}.0', 0), (f'{f}.1', 1))
         for s, f in (('train', 'train'), ('validation', 'dev'), ('test', 'test'))}),
+    'cn_sentiment': _Spec(
+        files={s: ((f'sentiment.{f}.data', -1),) for s, f in
+               (('train', 'train'), ('validation', 'valid'), ('test', 'test'))},
+        label_column=True, label_required=True),
 }
 
 
@@ -158,8 +164,12 @@ def _read_lines(path: str, spec: _Spec, label: int) -> tuple[list[str], list[int
       try:
         line_label = int(column)
       except ValueError:
-        raise ValueError(f'{path}:{number}: label column {column!r} is not an integer '
-                         '(expected "sentence<TAB>integer label")') from None
+        raise ValueError(
+            f'{path}:{number}: label column {column!r} is not an integer; lines must be '
+            '"sentence<TAB>integer label": fix or delete this line') from None
+    elif spec.label_required and line.strip():
+      raise ValueError(f'{path}:{number}: no label column; lines must be "sentence<TAB>integer '
+                       'label": add the label or delete this line')
     line = line.strip()  # PTB lines begin with a space; some corpora pad the end
     if not line:
       blank += 1
@@ -247,8 +257,17 @@ class YelpSentiment(_CorpusBuilder, skip_registration=True):
   name = 'yelp_sentiment'
 
 
+class CnSentiment(_CorpusBuilder, skip_registration=True):
+  """Chinese sentence sentiment (bert4keras' CLN example): sentiment.{train,valid,test}.data
+  -> train / validation / test; lines `text<TAB>label`, 1 positive, 0 negative. The text
+  keeps its inner spaces (the 'char' tokenizer reads each run as one token)."""
+
+  name = 'cn_sentiment'
+
+
 BUILDERS: dict[str, type[_CorpusBuilder]] = {
-    b.name: b for b in (TextLines, Ptb, CocoCaptions, EmnlpNews, YelpSentiment)}
+    b.name: b for b in (TextLines, Ptb, CocoCaptions, EmnlpNews, YelpSentiment,
+                         CnSentiment)}
 
 
 def _fingerprint(corpus: str, corpus_dir: str, plan: Mapping[str, list[tuple[str, int]]]) -> str:

@@ -22,7 +22,7 @@ from typing import Iterator
 import grain
 import numpy as np
 
-from jaxtextgen.data.vocab import Vocab
+from jaxtextgen.data.vocab import Vocab, check_tokenizer
 
 Batch = dict[str, np.ndarray]
 
@@ -45,12 +45,14 @@ class TokenizedSplit:
 
 
 def tokenize(texts: list[str], labels: np.ndarray | None, vocab: Vocab, max_len: int,
-             *, name: str = 'split') -> TokenizedSplit:
+             *, name: str = 'split', fix: str = 'raise config.data.max_len to keep them whole'
+             ) -> TokenizedSplit:
   """Encodes sentences as [num, max_len] targets ending in EOS.
 
-  A sentence with more than max_len - 1 words keeps its first max_len - 1 and
-  its EOS; how many were cut is returned (and logged) so nobody trains on a
-  silently different corpus. Without EOS (oracle) rows are exactly max_len.
+  A sentence with more than max_len - 1 tokens keeps its first max_len - 1 and
+  its EOS; how many were cut is returned and logged (with `fix`, what to change),
+  so nobody trains on a silently different corpus. Without EOS (oracle) rows are
+  exactly max_len.
   """
   has_eos = vocab.eos_id >= 0
   room = max_len - 1 if has_eos else max_len
@@ -67,9 +69,9 @@ def tokenize(texts: list[str], labels: np.ndarray | None, vocab: Vocab, max_len:
     tokens[i, :len(ids)] = ids
     mask[i, :len(ids)] = 1.0
   if truncated:
-    logging.warning('%s: %d of %d sentences (%.2f%%) had more than %d words and were truncated; '
-                    'raise config.data.max_len to keep them whole.', name, truncated, len(texts),
-                    100 * truncated / len(texts), room)
+    logging.warning('%s: %d of %d sentences (%.2f%%) had more than %d %s tokens and were '
+                    'truncated; %s.', name, truncated, len(texts), 100 * truncated / len(texts),
+                    room, vocab.tokenizer, fix)
   labels = np.full(len(texts), -1, np.int32) if labels is None else np.asarray(labels, np.int32)
   return TokenizedSplit(tokens, mask, labels, truncated)
 
@@ -183,14 +185,59 @@ def _oracle_data(cfg) -> Data:
   return Data(vocab, train, held_out, params)
 
 
+def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
+  """With num_classes > 0, every label must lie in [0, num_classes): one clear
+  error at start-up naming the split, the first offending label and the fix."""
+  if num_classes <= 0 or not len(labels):
+    return
+  bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+  if not len(bad):
+    return
+  i, label = int(bad[0]), int(labels[bad[0]])
+  where = f'split {split!r}: record {i} (of {len(labels)}; {len(bad)} bad in all) has label {label}'
+  if label == -1:
+    raise ValueError(
+        f'{where}, i.e. no label, but config.data.num_classes={num_classes} asks for labelled '
+        'data; use a labelled corpus (yelp_sentiment, cn_sentiment, or text_lines with '
+        '"sentence<TAB>label" lines), or set config.data.num_classes=0 for an unlabelled '
+        'algorithm')
+  raise ValueError(
+      f'{where}, outside [0, {num_classes}) of config.data.num_classes={num_classes}; set '
+      f'config.data.num_classes={max(num_classes, label + 1)} or more (labels are 0, 1, ...), or '
+      'fix the corpus labels')
+
+
+def eval_length(texts: list[str], vocab: Vocab, max_len: int, max_eval_len: int) -> int:
+  """Eval rows' length: the longest sentence plus EOS (at least max_len), so eval
+  scores whole sentences, unless max_eval_len > 0 caps it."""
+  longest = 1 + max((len(vocab.split(t)) for t in texts), default=0)
+  length = max(max_len, longest)
+  return min(length, max_eval_len) if max_eval_len > 0 else length
+
+
+def _check_data_config(cfg) -> None:
+  check_tokenizer(cfg.tokenizer)
+  if cfg.max_eval_len and cfg.max_eval_len < cfg.max_len:
+    raise ValueError(f'config.data.max_eval_len={cfg.max_eval_len} is below config.data.max_len='
+                     f'{cfg.max_len}: eval would cut sentences shorter than training does; set '
+                     f'it >= {cfg.max_len}, or 0 for no eval truncation')
+  if cfg.num_classes < 0 or cfg.num_classes == 1:
+    raise ValueError(f'config.data.num_classes={cfg.num_classes}: use 0 (unlabelled) or the '
+                     'number of classes, at least 2')
+
+
 def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True) -> Data:
   """Loads and tokenises the corpus named by config.data.
 
   The vocabulary comes from `vocab_path` when that file exists (a resumed run
   must keep its ids) and is otherwise built from the training split only and,
   if `vocab_path` is given and `save_vocab` (process 0 only), saved there.
+  Eval sentences are whole (or cut to config.data.max_eval_len, with a warning);
+  with config.data.num_classes > 0 every label is checked to lie in
+  [0, num_classes).
   """
   cfg = config.data
+  _check_data_config(cfg)
   if cfg.corpus == 'oracle':
     data = _oracle_data(cfg)
   else:
@@ -200,16 +247,27 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
     train_raw = load(cfg.train_split)
     if vocab_path and os.path.exists(vocab_path):
       vocab = Vocab.load(vocab_path)
+      if vocab.tokenizer != cfg.tokenizer:
+        raise ValueError(f'{vocab_path} was built with tokenizer {vocab.tokenizer!r}, but '
+                         f'config.data.tokenizer={cfg.tokenizer!r}; set it back to '
+                         f'{vocab.tokenizer!r} to resume this run, or use a new --workdir')
     else:
-      vocab = Vocab.build(train_raw.texts, min_count=cfg.min_count, max_size=cfg.max_vocab or None)
+      vocab = Vocab.build(train_raw.texts, min_count=cfg.min_count, max_size=cfg.max_vocab or None,
+                          tokenizer=cfg.tokenizer)
     train = tokenize(train_raw.texts, train_raw.labels, vocab, cfg.max_len, name=cfg.train_split)
     held_out = None
     if cfg.eval_split:
       eval_raw = load(cfg.eval_split)
-      # Eval never truncates: its metrics are on the full sentences.
-      eval_len = max(cfg.max_len, 1 + max(len(t.split()) for t in eval_raw.texts))
-      held_out = tokenize(eval_raw.texts, eval_raw.labels, vocab, eval_len, name=cfg.eval_split)
+      eval_len = eval_length(eval_raw.texts, vocab, cfg.max_len, cfg.max_eval_len)
+      held_out = tokenize(eval_raw.texts, eval_raw.labels, vocab, eval_len, name=cfg.eval_split,
+                          fix='raise config.data.max_eval_len (0: eval never truncates) to '
+                          'score them whole')
     data = Data(vocab, train, held_out)
+  names = ('oracle train', 'oracle eval') if cfg.corpus == 'oracle' else (cfg.train_split,
+                                                                          cfg.eval_split)
+  check_labels(data.train.labels, cfg.num_classes, names[0])
+  if data.eval is not None:
+    check_labels(data.eval.labels, cfg.num_classes, names[1])
   if vocab_path and save_vocab and not os.path.exists(vocab_path):
     data.vocab.save(vocab_path)
   return data

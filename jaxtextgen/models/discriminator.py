@@ -3,8 +3,9 @@
 `CNNDiscriminator` is SeqGAN's text CNN (Yu et al. 2017, after Kim 2014 and
 Zhang & LeCun 2015): one convolution per filter width over the sentence's
 embeddings, ReLU, max-over-time pooling, a highway layer, dropout and a linear
-output. `LSTMDiscriminator` is the recurrent alternative. Both read a sentence
-in any of the three forms GAN algorithms produce:
+output. `LSTMDiscriminator` is the recurrent alternative, `TransformerDiscriminator`
+the attention one (the blocks of `models.transformer`). All read a sentence in any
+of the three forms GAN algorithms produce:
 
   - hard token ids, int [batch, time] (real data, sampled sentences: SeqGAN);
   - token distributions, float [batch, time, vocab] (one-hot, softmax or
@@ -17,12 +18,13 @@ A module reads token-space inputs (ids or distributions, through its own
 embedding) or features of one fixed width D, whichever it was initialised
 with: the first layer's weights have that width.
 
-Outputs are always one logit per sentence, float32 [batch]: D(x) =
-sigmoid(logit) is the probability that x is real, and the losses of
-`objectives.gan` take these logits (WGAN reads them as critic scores).
+With `num_classes=0` (the GANs) the output is one logit per sentence, float32
+[batch]: D(x) = sigmoid(logit) is the probability that x is real, and the losses
+of `objectives.gan` take these logits (WGAN reads them as critic scores).
 SeqGAN's two-class softmax (`two_class=True`) is the same model
 parameterised by two scores; softmax(s)[real] = sigmoid(s_real - s_fake), so
-it returns s_real - s_fake.
+it returns s_real - s_fake. With `num_classes >= 2` the same bodies are text
+classifiers (`steps.classifier`): float32 logits [batch, num_classes].
 """
 
 from __future__ import annotations
@@ -120,16 +122,27 @@ class _ReadsTokens:
         'or hidden states to `.features` (method=...features) instead.')
 
   def _setup_head(self):
+    if self.num_classes == 1 or self.num_classes < 0:
+      raise ValueError(f'{type(self).__name__}: num_classes={self.num_classes}; use 0 (one '
+                       'logit per sentence, the GANs) or the number of classes, at least 2')
     # SeqGAN's output layer: N(0, 0.1) truncated kernel, bias 0.1.
     self.drop = nn.Dropout(self.dropout)
-    self.output = nn.Dense(2 if self.two_class else 1, dtype=self.dtype,
+    width = self.num_classes or (2 if self.two_class else 1)
+    self.output = nn.Dense(width, dtype=self.dtype,
                            kernel_init=nn.initializers.truncated_normal(0.1),
                            bias_init=nn.initializers.constant(0.1))
 
   def _logit(self, pooled: jax.Array, *, train: bool) -> jax.Array:
-    """[batch, F] -> dropout -> one logit per sentence, float32 [batch]."""
+    """[batch, F] -> dropout -> float32 logits: [batch, num_classes], or with
+    num_classes=0 one per sentence [batch]."""
+    batch = pooled.shape[0]
     scores = self.output(self.drop(pooled, deterministic=not train)).astype(jnp.float32)
-    return scores[:, 1] - scores[:, 0] if self.two_class else scores[:, 0]
+    if self.num_classes:
+      chex.assert_shape(scores, (batch, self.num_classes))
+      return scores
+    logits = scores[:, 1] - scores[:, 0] if self.two_class else scores[:, 0]
+    chex.assert_shape(logits, (batch,))
+    return logits
 
 
 class Highway(nn.Module):
@@ -160,6 +173,12 @@ class CNNDiscriminator(nn.Module, _ReadsTokens):
       filters (SeqGAN: widths 1-10, 15, 20 with 100/200/200/200/200/100x5/160/160).
     dropout: rate before the output layer (SeqGAN keeps 0.75: rate 0.25).
     two_class: SeqGAN's 2-score softmax output instead of one logit.
+    num_classes: 0 (the GANs: one logit, see two_class) or C >= 2: logits
+      [batch, C] (a text classifier; two_class is then ignored).
+    masked_pooling: max-over-time over each sentence's own windows only (those
+      starting within its first max(length - width + 1, 1) positions; a mask is
+      then required), so its logits do not depend on how much padding the batch
+      has. Off: every window counts, padding included (SeqGAN's fixed length).
     highway_bias: added to the highway gate's pre-activation.
     dtype: compute dtype (params float32).
 
@@ -174,6 +193,8 @@ class CNNDiscriminator(nn.Module, _ReadsTokens):
   num_filters: Sequence[int] = SEQGAN_NUM_FILTERS
   dropout: float = 0.25
   two_class: bool = True
+  num_classes: int = 0
+  masked_pooling: bool = False
   highway_bias: float = 0.0
   dtype: Any = jnp.float32
 
@@ -195,26 +216,38 @@ class CNNDiscriminator(nn.Module, _ReadsTokens):
   def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
                train: bool = False) -> jax.Array:
     """inputs: int [batch, time] ids or float [batch, time, V] distributions;
-    mask: optional [batch, time], zeroes the embeddings of masked positions.
-    Returns float32 logits [batch]."""
+    mask: optional [batch, time], 1 on the real tokens of a sentence (a prefix),
+    zeroes the embeddings of masked positions.
+    Returns float32 logits [batch] ([batch, num_classes] with num_classes)."""
     return self.features(self._embed_inputs(inputs), mask=mask, train=train)
 
   def features(self, x: jax.Array, *, mask: jax.Array | None = None,
                train: bool = False) -> jax.Array:
-    """x: float [batch, time, D] embeddings or hidden states -> logits [batch]."""
+    """x: float [batch, time, D] embeddings or hidden states -> logits [batch]
+    ([batch, num_classes] with num_classes)."""
     chex.assert_rank(x, 3)
-    batch, time = x.shape[:2]
+    time = x.shape[1]
     x = x.astype(self.dtype)
     if mask is not None:
       x = x * mask[..., None].astype(self.dtype)
+    elif self.masked_pooling:
+      raise ValueError('CNNDiscriminator(masked_pooling=True) needs the mask [batch, time] of '
+                       'real tokens; pass mask=...')
     widest = max(self.filter_sizes)
     if time < widest:
       x = jnp.pad(x, ((0, 0), (0, widest - time), (0, 0)))
-    # Max over time of each filter: [batch, sum(num_filters)].
-    pooled = jnp.concatenate([nn.relu(conv(x)).max(axis=1) for conv in self.convs], axis=-1)
-    logits = self._logit(self.highway(pooled), train=train)
-    chex.assert_shape(logits, (batch,))
-    return logits
+    pooled = []
+    for width, conv in zip(self.filter_sizes, self.convs):
+      h = nn.relu(conv(x))  # [batch, windows, filters], >= 0
+      if self.masked_pooling:
+        # A sentence's own windows start before max(length - width + 1, 1); the others
+        # read padding. Zeroing them leaves the max unchanged (ReLU outputs are >= 0 and
+        # window 0 always counts).
+        lengths = mask.astype(jnp.float32).sum(axis=1)
+        own = jnp.arange(h.shape[1])[None] < jnp.maximum(lengths - width + 1, 1)[:, None]
+        h = h * own[..., None].astype(h.dtype)
+      pooled.append(h.max(axis=1))  # max over time: [batch, filters]
+    return self._logit(self.highway(jnp.concatenate(pooled, axis=-1)), train=train)
 
 
 class LSTMDiscriminator(nn.Module, _ReadsTokens):
@@ -222,13 +255,16 @@ class LSTMDiscriminator(nn.Module, _ReadsTokens):
   sentence, its top state at the last real token (all positions count without
   a mask), dropout, one logit.
 
-  Attributes as `CNNDiscriminator`'s, plus hidden_size and num_layers."""
+  Attributes as `CNNDiscriminator`'s (num_classes included), plus hidden_size and
+  num_layers. The recurrence runs forward, so with a mask the logits of a
+  sentence never depend on the padding after it."""
   vocab_size: int
   emb_dim: int = 64
   hidden_size: int = 64
   num_layers: int = 1
   dropout: float = 0.25
   two_class: bool = False
+  num_classes: int = 0
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -239,20 +275,19 @@ class LSTMDiscriminator(nn.Module, _ReadsTokens):
 
   def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
                train: bool = False) -> jax.Array:
-    """inputs: int [batch, time] ids or float [batch, time, V] distributions -> logits [batch]."""
+    """inputs: int [batch, time] ids or float [batch, time, V] distributions -> logits [batch]
+    ([batch, num_classes] with num_classes)."""
     return self.features(self._embed_inputs(inputs), mask=mask, train=train)
 
   def features(self, x: jax.Array, *, mask: jax.Array | None = None,
                train: bool = False) -> jax.Array:
-    """x: float [batch, time, D] -> logits [batch]."""
+    """x: float [batch, time, D] -> logits [batch] ([batch, num_classes] with num_classes)."""
     chex.assert_rank(x, 3)
     batch, time = x.shape[:2]
     hs, _ = self.lstm(x.astype(self.dtype), self.lstm.zero_state(batch), None, train=train)
     last = jnp.full((batch,), time - 1) if mask is None else jnp.maximum(mask.sum(1) - 1, 0)
     h = jnp.take_along_axis(hs, last.astype(jnp.int32)[:, None, None], axis=1)[:, 0]
-    logits = self._logit(h, train=train)
-    chex.assert_shape(logits, (batch,))
-    return logits
+    return self._logit(h, train=train)
 
 
 class ValueHead(nn.Module):
@@ -267,3 +302,73 @@ class ValueHead(nn.Module):
   def __call__(self, h: jax.Array) -> jax.Array:
     x = nn.relu(nn.Dense(self.hidden_size, name='hidden')(h.astype(jnp.float32)))
     return nn.Dense(1, name='value')(x)[..., 0]
+
+
+class TransformerDiscriminator(nn.Module, _ReadsTokens):
+  """A Transformer critic / classifier: token embeddings + positions, the shared
+  pre-LN causal `TransformerBlock`s of `models.transformer`, a final LayerNorm, its
+  state at the last real token (which has attended to the whole sentence), dropout,
+  the output layer. Attention is causal, so with a mask the logits of a sentence
+  never depend on the padding after it.
+
+  Attributes as `LSTMDiscriminator`'s, except that hidden_size is the model width
+  and also the embedding size (there is no emb_dim), plus num_heads, mlp_dim,
+  positions ('learned' or 'sinusoidal') and max_positions (the learned table's
+  length)."""
+  vocab_size: int
+  hidden_size: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_dim: int = 512
+  positions: str = 'learned'
+  max_positions: int = 512
+  dropout: float = 0.1
+  two_class: bool = False
+  num_classes: int = 0
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    from jaxtextgen.models import transformer  # pylint: disable=g-import-not-at-top
+    if self.positions not in transformer.POSITIONS:
+      raise ValueError(f'positions={self.positions!r}: use one of {transformer.POSITIONS}')
+    if self.hidden_size % self.num_heads:
+      raise ValueError(f'hidden_size={self.hidden_size} does not divide by num_heads='
+                       f'{self.num_heads}; pick sizes that divide')
+    self.embedding = nn.Embed(self.vocab_size, self.hidden_size,
+                              embedding_init=nn.initializers.normal(0.02))
+    if self.positions == 'learned':
+      self.pos_embedding = self.param('pos_embedding', nn.initializers.normal(0.02),
+                                      (self.max_positions, self.hidden_size))
+    self.blocks = [transformer.TransformerBlock(self.hidden_size, self.num_heads, self.mlp_dim,
+                                                self.num_layers, self.dropout, dtype=self.dtype,
+                                                name=f'block{l}')
+                   for l in range(self.num_layers)]
+    self.ln_f = transformer.ConditionalLayerNorm(dtype=self.dtype)
+    self._setup_head()
+
+  def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """inputs: int [batch, time] ids or float [batch, time, V] distributions -> logits [batch]
+    ([batch, num_classes] with num_classes)."""
+    return self.features(self._embed_inputs(inputs), mask=mask, train=train)
+
+  def features(self, x: jax.Array, *, mask: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    """x: float [batch, time, hidden_size] -> logits [batch] ([batch, num_classes])."""
+    chex.assert_rank(x, 3)
+    batch, time = x.shape[:2]
+    if self.positions == 'learned':
+      if time > self.max_positions:
+        raise ValueError(f'sentences of {time} positions exceed the learned position table '
+                         f'({self.max_positions}); raise config.model.max_positions')
+      pos = self.pos_embedding[:time]
+    else:
+      from jaxtextgen.models.transformer import sinusoidal_positions  # pylint: disable=g-import-not-at-top
+      pos = sinusoidal_positions(jnp.arange(time), self.hidden_size)
+    h = self.drop(x.astype(self.dtype) + pos.astype(self.dtype)[None], deterministic=not train)
+    for block in self.blocks:
+      h = block(h, None, train=train)
+    h = self.ln_f(h)
+    last = jnp.full((batch,), time - 1) if mask is None else jnp.maximum(mask.sum(1) - 1, 0)
+    h = jnp.take_along_axis(h, last.astype(jnp.int32)[:, None, None], axis=1)[:, 0]
+    return self._logit(h, train=train)

@@ -27,7 +27,8 @@ def _splits(corpus, directory, tmp_path, **kwargs):
 
 
 def test_corpora_names():
-  assert corpora.CORPORA == ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment')
+  assert corpora.CORPORA == ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
+                             'cn_sentiment')
   assert set(corpora.BUILDERS) == set(corpora.CORPORA)
 
 
@@ -88,6 +89,19 @@ def test_yelp_sentiment_labels_from_suffix_negatives_first(tmp_path):
   dev = _load('yelp_sentiment', d, 'validation', tmp_path)
   assert (dev.texts, dev.labels.tolist()) == (['meh', 'nice', 'lovely'], [0, 1, 1])
   assert _splits('yelp_sentiment', d, tmp_path) == ['train', 'validation']
+
+
+def test_cn_sentiment_text_tab_label_keeps_inner_spaces(tmp_path):
+  d = _write(tmp_path / 'cn', {
+      'sentiment.train.data': '很安静,隔音设施不错\t1\n文笔 不咋地。\t0\n\n',
+      'sentiment.valid.data': '图太乱了  有点看不懂\t0\r\n',
+  })
+  train = _load('cn_sentiment', d, 'train', tmp_path)
+  assert train.texts == ['很安静,隔音设施不错', '文笔 不咋地。']
+  np.testing.assert_array_equal(train.labels, [1, 0])
+  dev = _load('cn_sentiment', d, 'validation', tmp_path)
+  assert (dev.texts, dev.labels.tolist()) == (['图太乱了  有点看不懂'], [0])
+  assert _splits('cn_sentiment', d, tmp_path) == ['train', 'validation']
 
 
 def test_split_slicing(tmp_path):
@@ -190,7 +204,7 @@ def _raises(tmp_path, exc, match, corpus, directory, split='train', **kwargs):
 
 def test_error_unknown_corpus(tmp_path):
   _raises(tmp_path, ValueError, r"unknown corpus 'ptbb'; valid corpora: text_lines, ptb, "
-          r'coco_captions, emnlp_news, yelp_sentiment', 'ptbb', str(tmp_path))
+          r'coco_captions, emnlp_news, yelp_sentiment, cn_sentiment', 'ptbb', str(tmp_path))
 
 
 def test_error_missing_dir(tmp_path):
@@ -231,8 +245,17 @@ def test_error_split_not_available(tmp_path):
 
 def test_error_label_not_integer(tmp_path):
   d = _write(tmp_path / 'c', {'train.txt': 'good\t1\nbad\tneg\n'})
-  _raises(tmp_path, ValueError, r"train\.txt:2: label column 'neg' is not an integer",
-          'text_lines', d)
+  _raises(tmp_path, ValueError, r"train\.txt:2: label column 'neg' is not an integer; lines "
+          r'must be "sentence<TAB>integer label": fix or delete this line', 'text_lines', d)
+
+
+def test_error_cn_sentiment_label_not_integer_or_missing(tmp_path):
+  d = _write(tmp_path / 'c', {'sentiment.train.data': '好\t1\n差\tneg\n'})
+  _raises(tmp_path, ValueError, r"sentiment\.train\.data:2: label column 'neg' is not an "
+          r'integer.*fix or delete this line', 'cn_sentiment', d)
+  d = _write(tmp_path / 'd', {'sentiment.train.data': '好\t1\n\n差\n'})
+  _raises(tmp_path, ValueError, r'sentiment\.train\.data:3: no label column.*add the label',
+          'cn_sentiment', d)
 
 
 def test_error_bad_split_file_name(tmp_path):

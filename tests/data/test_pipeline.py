@@ -166,3 +166,68 @@ def test_bucketed_processes_share_one_shape():
     a, b = (pipeline.train_dataset(split, process_index=p, **kw)[s] for p in range(2))
     assert a['tokens'].shape == b['tokens'].shape == (4, one[s]['tokens'].shape[1])
     np.testing.assert_array_equal(np.concatenate([a['tokens'], b['tokens']]), one[s]['tokens'])
+
+
+def _text_lines_config(tmp_path, train, valid, **data):
+  d = tmp_path / 'lines'
+  d.mkdir(exist_ok=True)
+  (d / 'train.txt').write_text(''.join(f'{l}\n' for l in train), encoding='utf-8')
+  (d / 'valid.txt').write_text(''.join(f'{l}\n' for l in valid), encoding='utf-8')
+  c = _corpus_config(tmp_path, corpus='text_lines', corpus_dir=str(d), eval_split='valid')
+  for k, v in data.items():
+    setattr(c.data, k, v)
+  return c
+
+
+def test_build_data_char_tokenizer_counts_characters(tmp_path):
+  c = _text_lines_config(tmp_path, ['ab c', 'abc'], ['abcabc a'], tokenizer='char', max_len=4)
+  data = pipeline.build_data(c, str(tmp_path / 'vocab.json'))
+  assert data.vocab.tokenizer == 'char'
+  assert data.train.num_truncated == 1  # 'ab c' is 4 tokens + EOS > 4
+  assert data.eval.tokens.shape[1] == 9  # 8 characters (the space is one) + EOS, uncut
+  assert data.vocab.decode(data.eval.tokens[0]) == 'abcabc a'
+  # Resuming with another tokenizer would silently change every id.
+  c.data.tokenizer = 'word'
+  with pytest.raises(ValueError, match=r"built with tokenizer 'char'.*set it back to 'char'"):
+    pipeline.build_data(c, str(tmp_path / 'vocab.json'))
+
+
+def test_max_eval_len_truncates_eval_with_a_counted_warning(tmp_path, caplog):
+  valid = ['a b c d e f g', 'a b', 'a b c d e f']
+  c = _text_lines_config(tmp_path, ['a b c d'], valid, max_len=4, max_eval_len=6)
+  with caplog.at_level('WARNING'):
+    data = pipeline.build_data(c)
+  assert data.eval.tokens.shape[1] == 6 and data.eval.num_truncated == 2
+  assert 'valid: 2 of 3 sentences' in caplog.text and 'config.data.max_eval_len' in caplog.text
+  np.testing.assert_array_equal(data.eval.mask.sum(1), [6, 3, 6])  # 5 words + EOS kept
+  c.data.max_eval_len = 0  # eval never truncates
+  assert pipeline.build_data(c).eval.tokens.shape[1] == 8
+  c.data.max_eval_len = 3
+  with pytest.raises(ValueError, match=r'max_eval_len=3 is below config\.data\.max_len=4'):
+    pipeline.build_data(c)
+
+
+def test_num_classes_checks_every_label_at_start_up(tmp_path):
+  c = _text_lines_config(tmp_path, ['good\t1', 'bad\t0'], ['fine\t1', 'great\t2'], num_classes=2)
+  with pytest.raises(ValueError, match=r"split 'valid': record 1 .* has label 2, outside "
+                     r'\[0, 2\).*set config\.data\.num_classes=3 or more'):
+    pipeline.build_data(c)
+  c.data.num_classes = 3
+  data = pipeline.build_data(c)
+  np.testing.assert_array_equal(data.train.labels, [1, 0])
+  c = _text_lines_config(tmp_path, ['good\t1', 'bad\t-2'], ['fine\t1'], num_classes=2)
+  with pytest.raises(ValueError, match=r"split 'train': record 1 .* has label -2"):
+    pipeline.build_data(c)
+  c.data.num_classes = 0  # unlabelled algorithms never look at labels
+  pipeline.build_data(c)
+
+
+def test_labelled_algorithm_on_an_unlabelled_corpus_is_an_error(tmp_path):
+  _write_ptb(tmp_path, ['a b c'], ['a'])
+  with pytest.raises(ValueError, match=r"split 'train': record 0 .* has label -1, i\.e\. no label.*"
+                     r'use a labelled corpus.*or set config\.data\.num_classes=0'):
+    pipeline.build_data(_corpus_config(tmp_path, num_classes=2))
+  with pytest.raises(ValueError, match=r'num_classes=1: use 0'):
+    pipeline.build_data(_corpus_config(tmp_path, num_classes=1))
+  with pytest.raises(ValueError, match=r"tokenizer='chars'"):
+    pipeline.build_data(_corpus_config(tmp_path, tokenizer='chars'))

@@ -1,4 +1,5 @@
-"""The discriminators: input forms, SeqGAN's architecture, padding, masking, dropout."""
+"""The discriminators: input forms, SeqGAN's architecture, padding, masking, dropout, and
+their multi-class heads (the text classifiers)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxtextgen.models.discriminator import (SEQGAN_FILTER_SIZES, SEQGAN_NUM_FILTERS,
-                                             CNNDiscriminator, LSTMDiscriminator, ValueHead,
-                                             conv1d)
+                                             CNNDiscriminator, LSTMDiscriminator,
+                                             TransformerDiscriminator, ValueHead, conv1d)
 
 V, T, B = 13, 7, 4
 _SMALL_CNN = dict(emb_dim=8, filter_sizes=(1, 2, 3, 9), num_filters=(3, 4, 5, 2))
@@ -128,3 +129,62 @@ def test_value_head_maps_states_to_scalars():
   head = ValueHead(5)
   v = _init(head, h)
   assert _apply(head, v, h).shape == (B, T)
+
+
+# --- multi-class heads (text classifiers) ---------------------------------------------------------
+
+def _classifiers(num_classes=3):
+  return [CNNDiscriminator(V, num_classes=num_classes, masked_pooling=True, **_SMALL_CNN),
+          LSTMDiscriminator(V, emb_dim=8, hidden_size=6, num_classes=num_classes),
+          TransformerDiscriminator(V, hidden_size=8, num_layers=1, num_heads=2, mlp_dim=16,
+                                   max_positions=32, num_classes=num_classes)]
+
+
+def _lengths_mask(lengths, t):
+  return (jnp.arange(t)[None] < jnp.asarray(lengths)[:, None]).astype(jnp.float32)
+
+
+@pytest.mark.parametrize('model', _classifiers(), ids=['cnn', 'lstm', 'transformer'])
+def test_multi_class_logits_ignore_the_batch_padding(model):
+  """[batch, C] float32 logits; a sentence's logits are the same whatever the batch's
+  padded length (CNN: only each sentence's own windows are pooled)."""
+  lengths = [1, 3, 7, 5]  # 1 and 3 are shorter than the widest filter (9)
+  toks = jnp.where(_lengths_mask(lengths, T) > 0, _tokens(), 0)
+  v = _init(model, toks, mask=_lengths_mask(lengths, T))
+  logits = _apply(model, v, toks, mask=_lengths_mask(lengths, T))
+  assert logits.shape == (B, 3) and logits.dtype == jnp.float32
+  for t in (12, 20):
+    padded = jnp.pad(toks, ((0, 0), (0, t - T)))
+    np.testing.assert_allclose(_apply(model, v, padded, mask=_lengths_mask(lengths, t)), logits,
+                               atol=1e-5)
+  # Alone in its batch, trimmed to its own length, a sentence reads the same.
+  np.testing.assert_allclose(_apply(model, v, toks[1:2, :3], mask=_lengths_mask([3], 3)),
+                             logits[1:2], atol=1e-5)
+
+
+def test_unmasked_pooling_reads_padding_windows_as_before():
+  """Without masked_pooling (the GANs) padding windows count: a reason the classifier needs it."""
+  d = CNNDiscriminator(V, num_classes=2, **_SMALL_CNN)
+  toks = jnp.where(_lengths_mask([2, 3, 4, 5], T) > 0, _tokens(), 0)
+  v = _init(d, toks)
+  assert _apply(d, v, toks).shape == (B, 2)
+  with pytest.raises(ValueError, match='needs the mask'):
+    _apply(CNNDiscriminator(V, num_classes=2, masked_pooling=True, **_SMALL_CNN), v, toks)
+
+
+@pytest.mark.parametrize('model', _models(), ids=['cnn', 'cnn_one_logit', 'lstm'])
+def test_num_classes_zero_is_the_gan_discriminator(model):
+  """num_classes=0 (the default) has the same parameters and logits as before: one output
+  unit (two with two_class), float32 [batch]."""
+  toks = _tokens()
+  v = _init(model, toks)
+  width = 2 if model.two_class else 1
+  assert v['params']['output']['kernel'].shape[-1] == width
+  pooled_width = v['params']['output']['kernel'].shape[0]
+  x = np.random.RandomState(0).normal(size=(B, pooled_width)).astype(np.float32)
+  scores = x @ v['params']['output']['kernel'] + v['params']['output']['bias']
+  want = scores[:, 1] - scores[:, 0] if model.two_class else scores[:, 0]
+  got = _apply(model, v, jnp.asarray(x), method=lambda m, h: m._logit(h, train=False))
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  with pytest.raises(ValueError, match='num_classes=1'):
+    _init(model.clone(num_classes=1), toks)
