@@ -1,12 +1,14 @@
 """Benchmark the library's train step against the same model in PyTorch.
 
     python -m jaxtextgen.bench --config=configs/lm_ptb.py
+    python -m jaxtextgen.bench --config=configs/lm_ptb.py --config.model.decoder=transformer
     python -m jaxtextgen.bench --config=configs/vae_ptb.py --steps=20 --json=/tmp/vae.json
     python -m jaxtextgen.bench --config=configs/seqgan_oracle.py --steps=5 --batch=16
     python -m jaxtextgen.bench --config=configs/seqgan_oracle.py --seqgan_step=discriminator
     python -m jaxtextgen.bench --config=configs/gumbel_oracle.py
 
-The algorithm is config.algorithm (lm, vae, seqgan, gumbel_gan); sizes, vocabulary,
+The algorithm is config.algorithm (lm, vae, seqgan, gumbel_gan), its decoder
+config.model.decoder (the Transformer for lm only); sizes, vocabulary,
 max_len, optimizer and dropout come from the config. Batches are synthetic: random
 tokens of shape [batch, max_len], every position real. For seqgan one step is
 one adversarial generator step (samples, 16 rollouts of every prefix, CNN
@@ -72,7 +74,13 @@ def main(argv):
   if algo not in torch_steps.STEPS:
     sys.exit(f'error: no PyTorch benchmark for config.algorithm={algo!r} yet; available: '
              f'{sorted(torch_steps.STEPS)} (add one to jaxtextgen/bench/torch_steps.py)')
+  decoder = config.model.get('decoder', 'lstm')
+  if decoder != 'lstm' and algo != 'lm':
+    sys.exit(f'error: the PyTorch benchmark has a config.model.decoder={decoder!r} twin for '
+             f"config.algorithm='lm' only (jaxtextgen/bench/torch_models.py)")
   what = f'{algo} {FLAGS.seqgan_step} step' if algo in ('seqgan', 'gumbel_gan') else algo
+  if decoder != 'lstm':
+    what += f' ({decoder})'
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   torch_steps.SAMPLER = FLAGS.torch_sampler
   if device == 'cuda' and FLAGS.tf32:

@@ -7,6 +7,8 @@ the torch models keep it frozen.
 
     sd = convert.decoder_state_dict(state.params['generator'])
     torch_decoder.load_state_dict(convert.to_torch(sd))
+
+`generator_state_dict` picks the LSTM's or the Transformer's conversion by the params.
 """
 
 from __future__ import annotations
@@ -50,6 +52,33 @@ def decoder_state_dict(params: dict) -> dict:
   return sd
 
 
+def _layer_norm(prefix: str, p: dict) -> dict:
+  if any(k.startswith('cond_') for k in p):
+    raise NotImplementedError('the PyTorch twin has plain LayerNorms; a conditional '
+                              'TransformerDecoder has no twin yet')
+  return {f'{prefix}weight': np.asarray(p['scale']), f'{prefix}bias': np.asarray(p['bias'])}
+
+
+def transformer_state_dict(params: dict) -> dict:
+  """`TransformerDecoder` params (unconditional) -> `torch_models.TransformerLM` state dict.
+
+  Dense kernels [in, out] are nn.Linear weights [out, in] transposed; the fused `qkv`
+  keeps its feature order (q|k|v, head, head_dim) in both; LayerNorm 'scale' is 'weight'."""
+  sd = {'embedding.weight': np.asarray(params['embedding']['embedding'])}
+  if 'pos_embedding' in params:
+    sd['pos_embedding'] = np.asarray(params['pos_embedding'])
+  num_layers = sum(1 for k in params if k.startswith('block'))
+  for l in range(num_layers):
+    block, prefix = params[f'block{l}'], f'blocks.{l}.'
+    for ln in ('ln1', 'ln2'):
+      sd.update(_layer_norm(f'{prefix}{ln}.', block[ln]))
+    for dense in ('qkv', 'attn_out', 'mlp_in', 'mlp_out'):
+      sd.update(_dense(f'{prefix}{dense}.', block[dense]))
+  sd.update(_layer_norm('ln_f.', params['ln_f']))
+  sd.update(_dense('out.', params['out']))
+  return sd
+
+
 def encoder_state_dict(params: dict) -> dict:
   """`LatentEncoder` params -> `torch_models.Encoder` state dict (numpy arrays)."""
   enc = params['lstm']
@@ -80,6 +109,12 @@ def discriminator_state_dict(params: dict, filter_sizes=None) -> dict:
   sd.update(_dense('gate.', params['highway']['gate']))
   sd.update(_dense('output.', params['output']))
   return sd
+
+
+def generator_state_dict(params: dict) -> dict:
+  """An `LSTMDecoder`'s or an (unconditional) `TransformerDecoder`'s params -> the state dict
+  of the twin `torch_steps.make_decoder` builds for it."""
+  return transformer_state_dict(params) if 'ln_f' in params else decoder_state_dict(params)
 
 
 def to_torch(state_dict: dict, device=None) -> dict:

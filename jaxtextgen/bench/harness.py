@@ -98,6 +98,16 @@ def _lstm_flops(config, in_dim: int) -> int:
   return total
 
 
+def _transformer_flops(config, length: int) -> int:
+  """Forward matmul FLOPs of one token through config.model's Transformer blocks in a
+  sentence of `length`: the projections (qkv, output, MLP) and causal attention, which
+  scores and mixes (length + 1) / 2 positions on average."""
+  m = config.model
+  h = m.hidden_size
+  per_layer = 2 * (3 * h * h + h * h + 2 * h * m.mlp_dim) + 2 * 2 * h * (length + 1) / 2
+  return int(m.num_layers * per_layer)
+
+
 def _cnn_flops(config, length: int) -> int:
   """Forward FLOPs of one sentence through the CNN discriminator."""
   g = config.gan
@@ -112,7 +122,9 @@ def model_flops(config, algorithm: str, seqgan_step: str = 'generator') -> int:
   """Analytic matmul / convolution FLOPs of one train step (a multiply-add = 2; backward =
   2x forward). XLA's cost_analysis counts a scan body once, so it undercounts RNNs."""
   m, b, t, v = config.model, config.batch_size, config.data.max_len, config.vocab.size
-  dec_token = _lstm_flops(config, m.emb_dim) + 2 * m.hidden_size * v
+  body = (_transformer_flops(config, t) if m.get('decoder', 'lstm') == 'transformer'
+          else _lstm_flops(config, m.emb_dim))
+  dec_token = body + 2 * m.hidden_size * v
   if algorithm == 'lm':
     return 3 * b * t * dec_token
   if algorithm == 'vae':

@@ -2,7 +2,8 @@
 
 Same sizes, same computation, PyTorch idioms: `nn.LSTM` (cuDNN on GPU,
 oneDNN/ATen on CPU) over the whole sequence, a conditioning vector
-concatenated to every input step, `nn.Conv1d` filters. `convert.py` loads a
+concatenated to every input step, `nn.Conv1d` filters, and for the Transformer
+`F.scaled_dot_product_attention`. `convert.py` loads a
 Flax model's parameters into these, so the parity test can show the same
 losses and gradients.
 
@@ -17,9 +18,14 @@ Layout differences that `convert.py` bridges:
   - The Flax LSTM has one gate bias; nn.LSTM's second one (bias_hh) is frozen at
     zero (`_one_bias`), so both train the same parameters and gradient clipping
     sees the same global norm.
+  - Transformer: Flax Dense kernels [in, out] are nn.Linear weights [out, in]; the
+    fused qkv projection orders its outputs (q|k|v, head, head_dim) in both;
+    LayerNorm 'scale' is 'weight'. The twin has plain LayerNorms (no condition).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -147,3 +153,72 @@ class CNNDiscriminator(nn.Module):
     pooled = t * F.relu(self.transform(pooled)) + (1.0 - t) * pooled
     scores = self.output(self.drop(pooled))
     return scores[:, 1] - scores[:, 0] if self.two_class else scores[:, 0]
+
+
+def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
+  """`models.transformer.sinusoidal_positions` of 0..length-1: [length, width], sin in the
+  first half of the features, cos in the second (a zero column when width is odd)."""
+  half = width // 2
+  freq = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
+  angle = torch.arange(length, dtype=torch.float32)[:, None] * freq
+  return F.pad(torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1), (0, width - 2 * half))
+
+
+class TransformerBlock(nn.Module):
+  """`models.transformer.TransformerBlock`: pre-LN, x + Drop(Attn(LN1(x))), then
+  x + Drop(MLP(LN2(x))) with tanh-approximated GELU (flax's `nn.gelu` default); causal
+  attention through F.scaled_dot_product_attention (flash / memory-efficient kernels)."""
+
+  def __init__(self, hidden_size: int, num_heads: int, mlp_dim: int, dropout: float = 0.0):
+    super().__init__()
+    self.num_heads = num_heads
+    self.ln1 = nn.LayerNorm(hidden_size, eps=1e-6)
+    self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+    self.attn_out = nn.Linear(hidden_size, hidden_size)
+    self.ln2 = nn.LayerNorm(hidden_size, eps=1e-6)
+    self.mlp_in = nn.Linear(hidden_size, mlp_dim)
+    self.mlp_out = nn.Linear(mlp_dim, hidden_size)
+    self.drop = nn.Dropout(dropout)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    """x [B, T, H] -> [B, T, H]."""
+    b, t, h = x.shape
+    # The fused projection's features are (q|k|v, head, head_dim), as in the Flax block.
+    qkv = self.qkv(self.ln1(x)).view(b, t, 3, self.num_heads, h // self.num_heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, T, head_dim]
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    x = x + self.drop(self.attn_out(a.transpose(1, 2).reshape(b, t, h)))
+    y = self.mlp_out(F.gelu(self.mlp_in(self.ln2(x)), approximate='tanh'))
+    return x + self.drop(y)
+
+
+class TransformerLM(nn.Module):
+  """`models.transformer.TransformerDecoder` without a condition (plain LayerNorms): token
+  embedding + positions (a learned table or fixed sinusoids), dropout, pre-LN blocks, a
+  final LayerNorm, an untied output layer."""
+
+  def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int,
+               mlp_dim: int, dropout: float = 0.0, positions: str = 'learned',
+               max_positions: int = 512):
+    super().__init__()
+    self.embedding = nn.Embedding(vocab_size, hidden_size)
+    self.learned = positions == 'learned'
+    if self.learned:
+      self.pos_embedding = nn.Parameter(0.02 * torch.randn(max_positions, hidden_size))
+    else:
+      self.register_buffer('sinusoids', sinusoidal_positions(max_positions, hidden_size),
+                           persistent=False)
+    self.drop = nn.Dropout(dropout)
+    self.blocks = nn.ModuleList(TransformerBlock(hidden_size, num_heads, mlp_dim, dropout)
+                                for _ in range(num_layers))
+    self.ln_f = nn.LayerNorm(hidden_size, eps=1e-6)
+    self.out = nn.Linear(hidden_size, vocab_size)
+
+  def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    """Teacher forcing: int64 [B, T] inputs -> logits [B, T, V]."""
+    t = inputs.shape[1]
+    pos = self.pos_embedding[:t] if self.learned else self.sinusoids[:t]
+    x = self.drop(self.embedding(inputs) + pos)
+    for block in self.blocks:
+      x = block(x)
+    return self.out(self.ln_f(x))

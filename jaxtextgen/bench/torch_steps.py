@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from jaxtextgen.bench.torch_models import CNNDiscriminator, Decoder, Encoder
+from jaxtextgen.bench.torch_models import CNNDiscriminator, Decoder, Encoder, TransformerLM
 
 
 # --- config -> optimizer, models ------------------------------------------------------------------
@@ -58,8 +58,22 @@ def _update(loss, params, opt, sched, clip):
 
 
 def make_decoder(config, cond_dim: int = 0) -> Decoder:
+  """The LSTM decoder twin (every algorithm's; see `make_lm_decoder` for the Transformer)."""
   m = config.model
+  if m.get('decoder', 'lstm') != 'lstm':
+    raise NotImplementedError(f'the PyTorch benchmark has a config.model.decoder={m.decoder!r} '
+                              f"twin for config.algorithm='lm' only")
   return Decoder(config.vocab.size, m.emb_dim, m.hidden_size, m.num_layers, m.dropout, cond_dim)
+
+
+def make_lm_decoder(config) -> torch.nn.Module:
+  """The twin of the language model's decoder, config.model.decoder: `Decoder` (LSTM) or
+  `TransformerLM`."""
+  m = config.model
+  if m.get('decoder', 'lstm') == 'transformer':
+    return TransformerLM(config.vocab.size, m.hidden_size, m.num_layers, m.num_heads, m.mlp_dim,
+                         m.dropout, m.positions, m.max_positions)
+  return make_decoder(config)
 
 
 def make_encoder(config) -> Encoder:
@@ -116,11 +130,12 @@ class _Step:
 # --- lm -------------------------------------------------------------------------------------------
 
 class TorchLM(_Step):
-  """`steps.lm.train_step`: Adam on the per-token mean NLL (padding masked)."""
+  """`steps.lm.train_step`: Adam on the per-token mean NLL (padding masked), of the LSTM or
+  the Transformer (config.model.decoder)."""
 
   def __init__(self, config, device, compile_loss: bool = False):
     super().__init__(config, device, compile_loss)
-    self.decoder = make_decoder(config).to(self.device)
+    self.decoder = make_lm_decoder(config).to(self.device)
     self.params = list(self.decoder.parameters())
     self.opt, self.sched, self.clip = make_optimizer(self.params, config.optimizer,
                                                      config.num_train_steps)

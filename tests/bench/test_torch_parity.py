@@ -93,6 +93,58 @@ def test_lm_train_step_matches_with_clipping():
     np.testing.assert_allclose(p.detach().numpy(), want[name], err_msg=name, **TOL)
 
 
+def _transformer_config(**model):
+  return _config(decoder='transformer', num_heads=4, mlp_dim=20, max_positions=T + 2, **model)
+
+
+@pytest.mark.parametrize('positions,num_layers', [('learned', 1), ('learned', 2),
+                                                  ('sinusoidal', 2)])
+def test_transformer_lm_loss_and_gradients_match(positions, num_layers):
+  c = _transformer_config(positions=positions, num_layers=num_layers)
+  batch = padded_batch(3, B, T, V, first_word=4, eos=2)
+  params = lm.init(jax.random.key(0), c, batch).params['generator']
+  # Move every weight off its init (LayerNorm scales of 1, zero biases) so each one matters.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys)])
+  count = batch['mask'].sum()
+  loss, grads = jax.jit(jax.value_and_grad(
+      lambda p: lm.nll(p, batch, config=c)[0] / count))(params)
+
+  step = torch_steps.TorchLM(c, 'cpu')
+  assert isinstance(step.decoder, torch_steps.TransformerLM)
+  _load(step.decoder, convert.generator_state_dict(params))
+  tb = _torch_batch(batch)
+  t_loss = step.loss(tb['tokens'], tb['mask'])
+  t_loss.backward()
+  np.testing.assert_allclose(t_loss.item(), float(loss), rtol=1e-5)
+  _assert_grads(step.decoder, convert.transformer_state_dict(grads))
+
+
+def test_transformer_lm_train_step_matches_with_clipping():
+  """One whole Adam step with clipping active: the library's train_step vs TorchLM.step."""
+  c = _transformer_config(num_layers=2)
+  c.optimizer.learning_rate, c.optimizer.grad_clip = 1e-2, 0.05
+  batch = padded_batch(4, B, T, V, first_word=4, eos=2)
+  state = lm.init(jax.random.key(1), c, batch)
+  step = torch_steps.TorchLM(c, 'cpu')
+  _load(step.decoder, convert.generator_state_dict(state.params['generator']))
+  new, metrics = jax.jit(lambda s: lm.train_step(s, batch, jax.random.key(2), config=c))(state)
+  t_loss = step.step(_torch_batch(batch))
+  np.testing.assert_allclose(t_loss.item(), float(metrics['loss']), rtol=1e-5)
+  want = convert.generator_state_dict(new.params['generator'])
+  for name, p in step.decoder.named_parameters():
+    np.testing.assert_allclose(p.detach().numpy(), want[name], err_msg=name, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_transformer_twin_is_lm_only():
+  c = _transformer_config()
+  with pytest.raises(NotImplementedError, match="config.algorithm='lm' only"):
+    torch_steps.TorchVAE(c, 'cpu')
+
+
 @pytest.mark.parametrize('bidirectional', [False, True])
 def test_vae_loss_and_gradients_match(bidirectional):
   c = _sgd(_config())
