@@ -161,6 +161,7 @@ def base_config() -> ml_collections.ConfigDict:
   g.gumbel_anneal_steps = 0      # gumbel_gan: N of the schedule in G updates (0: the run's all)
   g.gumbel_hard = False          # gumbel_gan: straight-through one-hots to D (False: soft, RelGAN)
   g.latent_std = 0.0             # gumbel_gan, wgan: std of the fakes' random initial LSTM state
+                                 # (other decoders: of noise on BOS's embedding)
 
   # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
   # config.data.num_classes.

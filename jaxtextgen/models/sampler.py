@@ -143,7 +143,8 @@ class RelaxedSamples(NamedTuple):
 def relaxed_sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
                    bos_id: int, eos_id: int = -1, pad_id: int = 0, gumbel: bool = True,
                    inverse_temperature: float | jax.Array = 1.0, hard: bool = False,
-                   cond: jax.Array | None = None, cache=None) -> RelaxedSamples:
+                   cond: jax.Array | None = None, cache=None,
+                   first_input: jax.Array | None = None) -> RelaxedSamples:
   """A free-running decoder whose every step emits a differentiable token vector.
 
   Step t computes logits from the previous vector's expected embedding
@@ -160,6 +161,8 @@ def relaxed_sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: 
     decoder, params, rng, batch, length, bos_id, eos_id, pad_id, cond, cache: as
       `sample` (step t draws its noise with fold_in(rng, t)).
     inverse_temperature: beta > 0 (may be traced), RelGAN's schedule value.
+    first_input: [batch, E] overrides BOS's embedding as the first input (e.g. with
+      latent noise added).
 
   Returns:
     `RelaxedSamples`.
@@ -174,7 +177,9 @@ def relaxed_sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: 
       y = jax.nn.softmax(logits, axis=-1)
     return jnp.argmax(y, axis=-1).astype(jnp.int32), y
 
-  first = decoder.apply(params, jnp.full((batch,), bos_id, jnp.int32), method='embed')
+  first = first_input
+  if first is None:
+    first = decoder.apply(params, jnp.full((batch,), bos_id, jnp.int32), method='embed')
   embed = lambda y: decoder.apply(params, y, method='embed_soft')
   toks, mask, probs = _unroll(decoder, params, rng, choose, first, None, batch=batch,
                               length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,

@@ -10,7 +10,7 @@
 import importlib
 import types
 
-ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan')
+ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan', 'classifier', 'cln_lm')
 
 
 def get(name: str) -> types.ModuleType:

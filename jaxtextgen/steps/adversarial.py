@@ -105,9 +105,6 @@ def check_config(config) -> None:
     raise ValueError(f'config.gan: need clip, instance_noise, latent_std >= 0 and '
                      f'gumbel_beta_max >= 1; got {g.clip}, {g.instance_noise}, {g.latent_std}, '
                      f'{g.gumbel_beta_max}')
-  if g.latent_std and config.model.decoder != 'lstm':
-    raise ValueError(f'config.gan.latent_std={g.latent_std} draws a random initial LSTM state; '
-                     f'config.model.decoder={config.model.decoder!r} has none. Set it to 0.')
 
 
 # --- the discriminator player ---------------------------------------------------------------------
@@ -272,21 +269,27 @@ def soft_fakes(gen_params, rng: jax.Array, num: int, *, config, gumbel: bool,
                beta: float | jax.Array = 1.0):
   """`num` differentiable fakes (`relaxed_sample`): Gumbel-softmax vectors at inverse
   temperature beta (config.gan.gumbel_hard: straight-through one-hots), or the
-  softmax distributions; the LSTM starts from N(0, latent_std^2) states (zeros if 0)."""
+  softmax distributions. The latent noise of config.gan.latent_std (the only randomness
+  of softmax fakes): the LSTM starts from N(0, latent_std^2) states (zeros if 0), any
+  other decoder reads N(0, latent_std^2) noise added to BOS's embedding."""
   v, g = config.vocab, config.gan
   decoder = lm.make_decoder(config)
+  params = {'params': gen_params}
   k_noise, k_sample = jax.random.split(rng)
-  state = None
-  if g.latent_std:
-    zero = decoder.apply({'params': gen_params}, num, method='init_cache')
+  state, first = None, None
+  noise = lambda k, x: g.latent_std * jax.random.normal(k, x.shape, x.dtype)
+  if g.latent_std and config.model.decoder == 'lstm':
+    zero = decoder.apply(params, num, method='init_cache')
     keys = jax.random.split(k_noise, len(jax.tree.leaves(zero)))
-    leaves = [g.latent_std * jax.random.normal(k, x.shape, x.dtype)
-              for k, x in zip(keys, jax.tree.leaves(zero))]
+    leaves = [noise(k, x) for k, x in zip(keys, jax.tree.leaves(zero))]
     state = jax.tree.unflatten(jax.tree.structure(zero), leaves)
-  return relaxed_sample(decoder, {'params': gen_params}, k_sample, batch=num,
+  elif g.latent_std:
+    bos = decoder.apply(params, jnp.full((num,), v.bos_id, jnp.int32), method='embed')
+    first = bos + noise(k_noise, bos)
+  return relaxed_sample(decoder, params, k_sample, batch=num,
                         length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                         pad_id=v.pad_id, gumbel=gumbel, inverse_temperature=beta,
-                        hard=g.gumbel_hard, cache=state)
+                        hard=g.gumbel_hard, cache=state, first_input=first)
 
 
 def soft_generator_update(state: TrainState, batch, rng: jax.Array, *, config, gumbel: bool,

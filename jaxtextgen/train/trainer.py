@@ -91,8 +91,10 @@ class Run:
 
   # --- evaluation ------------------------------------------------------------------------
   def evaluate(self, state, step: int) -> dict:
-    """Eval-split metrics (sums over the whole split, then finalised) and, for the
-    synthetic oracle, NLL-oracle of config.eval.num_samples generator samples."""
+    """Eval-split metrics (sums over the whole split, then finalised), for the
+    synthetic oracle NLL-oracle of config.eval.num_samples generator samples, and
+    whatever the algorithm's optional `evaluate_samples(state, rng, *, config, vocab)`
+    measures on samples of its own (e.g. a judge's accuracy on conditional samples)."""
     cfg, rng = self.config, jax.random.fold_in(self.eval_rng, step)
     metrics = {}
     if self.data.eval is not None:
@@ -122,6 +124,9 @@ class Run:
       samples = self.algo.sample(state, jax.random.fold_in(rng, 1), cfg.eval.num_samples,
                                  config=cfg)
       metrics['nll_oracle'] = oracle.nll_oracle(self.data.oracle_params, _to_host(samples))
+    if hasattr(self.algo, 'evaluate_samples'):  # metrics of the algorithm's own samples
+      metrics.update(self.algo.evaluate_samples(state, jax.random.fold_in(rng, 3), config=cfg,
+                                                vocab=self.data.vocab))
     return {k: float(v) for k, v in metrics.items()}
 
   def write_eval(self, step: int, metrics: dict) -> str:
