@@ -43,8 +43,8 @@ import numpy as np
 from jaxtextgen.metrics import bleu, diversity
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import nll_sum_and_count
-from jaxtextgen.steps.common import (TrainState, global_sum, make_decoder, make_optimizer,
-                                     shift_right)
+from jaxtextgen.steps import lm
+from jaxtextgen.steps.common import TrainState, make_decoder, make_optimizer, shift_right
 
 SELF_BLEU_ORDERS = (2, 3, 4)
 
@@ -95,22 +95,12 @@ def nll(params, batch, labels: jax.Array, *, config, train: bool = False, rng=No
 
 
 def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """One step on the mean per-token NLL given the true labels. Returns (state,
-  {'loss', 'tokens'})."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # different dropout masks on different shards
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  count = global_sum(batch['mask'].sum(), axis_name)
+  """One step on the mean per-token NLL given the true labels (`lm.likelihood_step`).
+  Returns (state, {'loss', 'tokens'})."""
   labels = jnp.maximum(batch['label'], 0)
-
-  def loss_fn(params):
-    nll_sum, _ = nll(params, batch, labels, config=config, train=True, rng=rng)
-    return nll_sum / count
-
-  loss, grads = jax.value_and_grad(loss_fn)(state.params['generator'])
-  grads, loss = global_sum((grads, loss), axis_name)
-  state = state.apply_gradients('generator', grads).replace(step=state.step + 1)
-  return state, {'loss': loss, 'tokens': count}
+  return lm.likelihood_step(
+      state, batch, rng, lambda p, b, k: nll(p, b, labels, config=config, train=True, rng=k),
+      axis_name=axis_name)
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):

@@ -46,13 +46,21 @@ def nll(params, batch, *, config, train: bool = False, rng=None):
 
 def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
   """One Adam step on the mean per-token NLL. Returns (state, {'loss', 'tokens'})."""
+  return likelihood_step(state, batch, rng, lambda p, b, k: nll(p, b, config=config, train=True,
+                                                               rng=k), axis_name=axis_name)
+
+
+def likelihood_step(state: TrainState, batch, rng: jax.Array, nll_fn, *, axis_name=None):
+  """One step of the 'generator' player on the global mean per-token NLL, where
+  `nll_fn(params, batch, dropout_rng) -> (NLL sum, tokens)` (the loss of `lm` and of
+  `cln_lm`). Returns (state, {'loss', 'tokens'})."""
   rng = jax.random.fold_in(rng, state.step)
   if axis_name is not None:  # different dropout masks on different shards
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   count = global_sum(batch['mask'].sum(), axis_name)
 
   def loss_fn(params):
-    nll_sum, _ = nll(params, batch, config=config, train=True, rng=rng)
+    nll_sum, _ = nll_fn(params, batch, rng)
     return nll_sum / count
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params['generator'])
