@@ -68,11 +68,8 @@ def condition(params, labels: jax.Array, *, config) -> jax.Array:
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
-  """Decoder and label embedding, one optimizer; `sample_batch` fixes the shapes. The
-  judge of config.eval.judge is loaded here too, so that a wrong path fails before
-  training, not at the first eval."""
-  if config.eval.judge:
-    _judge(config.eval.judge)
+  """Decoder and label embedding, one optimizer; `sample_batch` fixes the shapes. (The
+  judge of config.eval.judge is loaded at the first eval: init runs under jit.)"""
   k_dec, k_lab = jax.random.split(rng)
   tokens = jnp.asarray(sample_batch['tokens'])
   labels = jnp.zeros((tokens.shape[0],), jnp.int32)
