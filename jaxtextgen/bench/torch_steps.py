@@ -235,25 +235,32 @@ class TorchVAE(_Step):
 
 # --- seqgan ---------------------------------------------------------------------------------------
 
-# How `sample` draws a token: 'multinomial' (torch.multinomial, the usual PyTorch call; on CPU
-# it draws one exponential variate per vocabulary entry) or 'inverse_cdf' (cumsum +
-# searchsorted: one uniform per row, like the library's two-level sampler).
+# How `sample` draws a token (python -m jaxtextgen.bench --torch_sampler): 'multinomial'
+# (torch.multinomial, the usual PyTorch call; on CPU it draws one exponential variate per
+# vocabulary entry) or 'inverse_cdf' (cumsum + searchsorted: one uniform per row, like the
+# library's two-level sampler).
+SAMPLERS = ('multinomial', 'inverse_cdf')
 SAMPLER = 'multinomial'
 
 
 def draw(probs: torch.Tensor) -> torch.Tensor:
-  """One token per row of probs [B, V] -> int64 [B], by `SAMPLER`."""
+  """One token per row of probs [B, V] -> int64 [B], by `SAMPLER`. inverse_cdf: the
+  first token whose cumulative probability exceeds u * total, u ~ U[0, 1)."""
   if SAMPLER == 'inverse_cdf':
     cdf = probs.cumsum(-1)
     u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u)[:, 0].clamp(max=probs.shape[1] - 1)
+    # right=True: strictly above u, so a zero-probability token is never drawn.
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=probs.shape[1] - 1)
+  if SAMPLER != 'multinomial':
+    raise ValueError(f'torch_steps.SAMPLER={SAMPLER!r}: use one of {SAMPLERS}')
   return torch.multinomial(probs, 1)[:, 0]
 
 
 @torch.no_grad()
 def sample(decoder: Decoder, batch: int, length: int, *, bos_id: int, eos_id: int, pad_id: int,
            device, forced=None, forced_mask=None, first_free: int = 0):
-  """Ancestral sampling, a Python loop over time (one nn.LSTM call per step).
+  """Ancestral sampling, a Python loop over time (one nn.LSTM call per step), each
+  token drawn by `draw` (the sampler `SAMPLER` names).
 
   forced / forced_mask: int [batch, length] / bool: where set, the token is taken
   from `forced` (rollouts continue given prefixes). Steps before `first_free` are
@@ -268,7 +275,7 @@ def sample(decoder: Decoder, batch: int, length: int, *, bos_id: int, eos_id: in
     if t < first_free:
       tok = forced[:, t]
     else:
-      tok = torch.multinomial(torch.softmax(logits.float(), -1), 1)[:, 0]
+      tok = draw(torch.softmax(logits.float(), -1))
       if forced is not None:
         tok = torch.where(forced_mask[:, t], forced[:, t], tok)
     alive.append(~done)

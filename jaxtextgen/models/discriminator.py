@@ -2,10 +2,11 @@
 
 `CNNDiscriminator` is SeqGAN's text CNN (Yu et al. 2017, after Kim 2014 and
 Zhang & LeCun 2015): one convolution per filter width over the sentence's
-embeddings, ReLU, max-over-time pooling, a highway layer, dropout and a linear
-output. `LSTMDiscriminator` is the recurrent alternative, `TransformerDiscriminator`
-the attention one (the blocks of `models.transformer`). All read a sentence in any
-of the three forms GAN algorithms produce:
+embeddings (`conv1d`, whose gradients are im2col matmuls), ReLU, max-over-time
+pooling, a highway layer, dropout and a linear output. `LSTMDiscriminator` is the
+recurrent alternative, `TransformerDiscriminator` the attention one (the blocks of
+`models.transformer`). All read a sentence in any of the three forms GAN
+algorithms produce:
 
   - hard token ids, int [batch, time] (real data, sampled sentences: SeqGAN);
   - token distributions, float [batch, time, vocab] (one-hot, softmax or
@@ -50,22 +51,36 @@ def _symmetric_uniform(limit: float):
   return init
 
 
-# --- a 1-D convolution whose gradient runs fast inside lax.cond / lax.switch ---------------------
+# --- a 1-D convolution: XLA's convolution forward, im2col matmuls backward ----------------------
 
 _NWC = ('NWC', 'WIO', 'NWC')
+
+
+def windows(x: jax.Array, width: int) -> jax.Array:
+  """im2col: x [batch, time, in] -> [batch, time - width + 1, width * in], whose row p
+  is x[:, p], ..., x[:, p + width - 1] concatenated: the row order of
+  kernel.reshape(width * in, out) for a kernel [width, in, out]."""
+  positions = x.shape[1] - width + 1
+  return jnp.concatenate([x[:, j:j + positions] for j in range(width)], axis=-1)
 
 
 @jax.custom_vjp
 def conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """'VALID' 1-D cross-correlation: x [batch, time, in], kernel [width, in, out]
-  -> [batch, time - width + 1, out], exactly `lax.conv_general_dilated`.
+  -> [batch, time - width + 1, out] = windows(x, width) @ kernel.reshape(width * in, out),
+  exactly `lax.conv_general_dilated`.
 
-  Why not plain autodiff: its transposed convolutions have non-canonical
-  dimension orders, which XLA:CPU canonicalises only outside control flow; in a
-  lax.switch branch (a GAN step's discriminator update) they compile to naive
-  loops, 10x slower. The gradients below are the same two convolutions written
-  in canonical order, fast in every context. Reverse-over-reverse (gradient
-  penalties) works; forward-mode (jvp) does not, as for any custom_vjp.
+  Forward: XLA's convolution, which forms the windows tile by tile. Materialised,
+  the windows of the tens of thousands of rollouts a SeqGAN generator step scores
+  would take gigabytes, and at a training batch an im2col forward is no faster.
+  Backward: the two matmuls of im2col, d kernel = windows^T g and d windows =
+  g kernel^T folded back onto x (the transpose of `windows`); the windows of a
+  training batch are small. Plain autodiff of the convolution gives transposed
+  convolutions (a padded full correlation with the flipped kernel, a convolution
+  with the batch as its features), which XLA:CPU runs much slower than these
+  matmuls, and slower still inside lax.cond / lax.switch, where it leaves them in
+  non-canonical dimension orders (README, benchmark notes). Reverse-over-reverse
+  (gradient penalties) works; forward-mode (jvp) does not, as for any custom_vjp.
   """
   return jax.lax.conv_general_dilated(x, kernel, (1,), 'VALID', dimension_numbers=_NWC)
 
@@ -76,15 +91,14 @@ def _conv1d_fwd(x, kernel):
 
 def _conv1d_bwd(res, g):
   x, kernel = res
-  width = kernel.shape[0]
-  # d kernel[j, i, o] = sum_{b, t} x[b, t + j, i] g[b, t, o]: a convolution of x with
-  # `in` as its batch and `batch` as its features, by g.
-  dk = jax.lax.conv_general_dilated(jnp.transpose(x, (2, 1, 0)), jnp.transpose(g, (1, 0, 2)),
-                                    (1,), 'VALID', dimension_numbers=_NWC)  # [in, width, out]
-  # d x = full correlation of g with the flipped kernel.
-  dx = jax.lax.conv_general_dilated(g, jnp.transpose(kernel[::-1], (0, 2, 1)), (1,),
-                                    [(width - 1, width - 1)], dimension_numbers=_NWC)
-  return dx.astype(x.dtype), jnp.transpose(dk, (1, 0, 2)).astype(kernel.dtype)
+  width, fan_in, fan_out = kernel.shape
+  win, fold = jax.vjp(lambda x: windows(x, width), x)  # [batch, positions, width * in]
+  rows = win.reshape(-1, width * fan_in)
+  g_rows = g.reshape(-1, fan_out).astype(win.dtype)
+  flat_kernel = kernel.reshape(width * fan_in, fan_out).astype(win.dtype)
+  d_kernel = (rows.T @ g_rows).reshape(kernel.shape)
+  (dx,) = fold((g_rows @ flat_kernel.T).reshape(win.shape))
+  return dx.astype(x.dtype), d_kernel.astype(kernel.dtype)
 
 
 conv1d.defvjp(_conv1d_fwd, _conv1d_bwd)
@@ -180,7 +194,9 @@ class CNNDiscriminator(nn.Module, _ReadsTokens):
       then required), so its logits do not depend on how much padding the batch
       has. Off: every window counts, padding included (SeqGAN's fixed length).
     highway_bias: added to the highway gate's pre-activation.
-    dtype: compute dtype (params float32).
+    dtype: compute dtype of the embeddings, convolutions (forward and the im2col
+      matmuls of their gradients) and dense layers, e.g. bfloat16; params and
+      their gradients stay float32 and the logits are float32.
 
   Sentences shorter than the widest filter are padded with zero vectors at the
   end up to that width, so the parameter shapes never depend on the batch's

@@ -217,6 +217,47 @@ def test_torch_steps_run():
   assert np.isfinite(gan.discriminator_step(tb).item())
 
 
+def test_inverse_cdf_draws_the_first_token_whose_cumulative_probability_exceeds_u(monkeypatch):
+  probs = torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.0, 0.5], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]])
+  u = torch.tensor([[0.05], [0.5], [0.0], [0.999]])
+  monkeypatch.setattr(torch, 'rand', lambda *shape, **kw: u.to(kw.get('dtype')))
+  monkeypatch.setattr(torch_steps, 'SAMPLER', 'inverse_cdf')
+  # Row 1: u sits on the boundary 0.5 and the zero-probability token 1 is skipped; row 2: u = 0
+  # never draws the zero-probability token 0.
+  assert torch_steps.draw(probs).tolist() == [0, 2, 1, 2]
+  monkeypatch.setattr(torch_steps, 'SAMPLER', 'gumbel')
+  with pytest.raises(ValueError, match='use one of'):
+    torch_steps.draw(probs)
+
+
+@pytest.mark.parametrize('sampler', ['multinomial', 'inverse_cdf'])
+def test_torch_sampler_flag_chooses_the_pytorch_sampler(sampler, monkeypatch):
+  """`python -m jaxtextgen.bench --torch_sampler` sets torch_steps.SAMPLER; the SeqGAN steps
+  the benchmark times (samples and rollouts) then draw every token with that sampler."""
+  from jaxtextgen.bench import __main__ as bench_main  # pylint: disable=g-import-not-at-top
+  assert tuple(bench_main.FLAGS['torch_sampler'].parser.enum_values) == torch_steps.SAMPLERS
+  calls = {'multinomial': 0, 'inverse_cdf': 0}
+  multinomial, searchsorted = torch.multinomial, torch.searchsorted
+
+  def spy(name, fn):
+    def counted(*args, **kwargs):
+      calls[name] += 1
+      return fn(*args, **kwargs)
+    return counted
+
+  monkeypatch.setattr(torch, 'multinomial', spy('multinomial', multinomial))
+  monkeypatch.setattr(torch, 'searchsorted', spy('inverse_cdf', searchsorted))
+  monkeypatch.setattr(torch_steps, 'SAMPLER', sampler)
+  c = _config()
+  c.gan.num_rollouts = 2
+  tb = _torch_batch(padded_batch(8, B, T, V, first_word=4, eos=2))
+  gan = torch_steps.TorchSeqGAN(c, 'cpu')
+  gan.discriminator_step(tb)  # T draws of the fakes
+  gan.generator_step(tb)  # T draws of the samples, T - 1 of the rollouts (first_free=1)
+  other = 'inverse_cdf' if sampler == 'multinomial' else 'multinomial'
+  assert calls == {sampler: 3 * T - 1, other: 0}
+
+
 # --- gumbel_gan -----------------------------------------------------------------------------------
 
 def _gumbel_config(loss='rsgan', hard=False, eos=2):

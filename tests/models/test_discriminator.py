@@ -124,6 +124,124 @@ def test_conv1d_and_its_gradients_equal_lax_autodiff(width):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_conv1d_second_order_gradients_equal_lax_autodiff():
+  """Reverse over reverse, as a gradient penalty takes it: d/dk ||d/dx <conv(x, k), g>||^2."""
+  rs = np.random.RandomState(0)
+  x, k = rs.normal(size=(3, 7, 4)).astype(np.float32), rs.normal(size=(3, 4, 5)).astype(np.float32)
+  g = rs.normal(size=(3, 5, 5)).astype(np.float32)
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (1,), 'VALID',
+                                                  dimension_numbers=('NWC', 'WIO', 'NWC'))
+  def penalty(conv):
+    dx = lambda x, k: jax.grad(lambda x: jnp.sum(conv(x, k) * g))(x)
+    return jax.grad(lambda x, k: jnp.sum(jnp.square(dx(x, k) * x)), argnums=(0, 1))
+  got, want = jax.jit(lambda x, k: (penalty(conv1d)(x, k), penalty(ref)(x, k)))(x, k)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _reference_cnn_logits(params, x, mask, *, filter_sizes, masked_pooling):
+  """The CNN discriminator written out with one plain `lax.conv_general_dilated` per width
+  (autodiff gradients): x [batch, time, E] embeddings -> two-class logits [batch]."""
+  if mask is not None:
+    x = x * mask[..., None]
+  widest = max(filter_sizes)
+  if x.shape[1] < widest:
+    x = jnp.pad(x, ((0, 0), (0, widest - x.shape[1]), (0, 0)))
+  pooled = []
+  for width in filter_sizes:
+    conv = params[f'conv{width}']
+    h = jax.nn.relu(jax.lax.conv_general_dilated(x, conv['kernel'], (1,), 'VALID',
+                                                 dimension_numbers=('NWC', 'WIO', 'NWC'))
+                    + conv['bias'])
+    if masked_pooling:
+      own = jnp.arange(h.shape[1])[None] < jnp.maximum(mask.sum(1) - width + 1, 1)[:, None]
+      h = h * own[..., None]
+    pooled.append(h.max(axis=1))
+  f = jnp.concatenate(pooled, axis=-1)
+  dense = lambda p, h: h @ p['kernel'] + p['bias']
+  gate = jax.nn.sigmoid(dense(params['highway']['gate'], f))
+  f = gate * jax.nn.relu(dense(params['highway']['transform'], f)) + (1 - gate) * f
+  scores = dense(params['output'], f)
+  return scores[:, 1] - scores[:, 0]
+
+
+@pytest.mark.parametrize('masked', [False, True], ids=['all_windows', 'masked_pooling'])
+@pytest.mark.parametrize('form', ['ids', 'distributions'])
+def test_cnn_logits_and_gradients_equal_float64_per_width_convolutions(form, masked):
+  """The module (conv1d forward, im2col gradients) against plain per-width convolutions with
+  autodiff in float64: logits, every parameter's gradient and, for distributions, the input's;
+  in float64 to rounding, in float32 to float32 tolerance. With masked pooling the padded
+  batch gives the same logits and parameter gradients."""
+  lengths = [1, 3, 7, 5]  # 1 and 3 are shorter than the widest filter (9)
+  mask = _lengths_mask(lengths, T) if masked else None
+  toks = jnp.where(_lengths_mask(lengths, T) > 0, _tokens(), 0)
+  inputs = toks if form == 'ids' else jax.nn.softmax(
+      np.random.RandomState(3).normal(size=(B, T, V)) * 3).astype(np.float32)
+  # float32 values: the module's logits are float32 whatever its dtype, so a float64 module's
+  # gradients are exact only for an upstream gradient that float32 holds exactly.
+  cotangent = np.random.RandomState(4).normal(size=(B,)).astype(np.float32)
+  model = CNNDiscriminator(V, masked_pooling=masked, **_SMALL_CNN)
+  params = _init(model, inputs, mask=mask)['params']
+
+  def module_loss(params, inputs, mask, model=model):
+    return jnp.sum(model.apply({'params': params}, inputs, mask=mask) * cotangent)
+
+  def reference_loss(params, inputs, mask):
+    emb = params['embedding']['embedding']
+    x = emb[inputs] if form == 'ids' else inputs @ emb
+    return jnp.sum(_reference_cnn_logits(params, x, mask, filter_sizes=_SMALL_CNN['filter_sizes'],
+                                         masked_pooling=masked) * cotangent)
+
+  argnums = (0,) if form == 'ids' else (0, 1)
+  grad = lambda loss: jax.jit(jax.value_and_grad(loss, argnums=argnums))
+  with jax.enable_x64(True):
+    as64 = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)
+    inputs64 = inputs if form == 'ids' else as64(inputs)
+    mask64 = None if mask is None else as64(mask)
+    want = grad(reference_loss)(as64(params), inputs64, mask64)
+    exact = grad(lambda *a: module_loss(*a, model=model.clone(dtype=jnp.float64)))(
+        as64(params), inputs64, mask64)
+  got = grad(module_loss)(params, inputs, mask)
+  assert jax.tree.map(np.shape, got) == jax.tree.map(np.shape, want)
+  np.testing.assert_allclose(exact[0], want[0], rtol=1e-6, atol=1e-6)  # float32 logits
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+  for e, g, w in zip(jax.tree.leaves(exact[1]), jax.tree.leaves(got[1]), jax.tree.leaves(want[1])):
+    assert e.dtype == np.float64 and g.dtype == np.float32
+    np.testing.assert_allclose(e, w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+  if masked:
+    padded = jnp.pad(inputs, ((0, 0), (0, 12 - T)) + ((0, 0),) * (inputs.ndim - 2))
+    value, grads = grad(module_loss)(params, padded, _lengths_mask(lengths, 12))
+    np.testing.assert_allclose(value, got[0], rtol=1e-5)
+    for g, w in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(got[1][0])):
+      np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def _dot_and_conv_dtypes(fn, *args):
+  """The operand dtypes of every matmul and convolution in fn's lowered program."""
+  text = jax.jit(fn).lower(*args).as_text()
+  ops = [l for l in text.splitlines() if 'stablehlo.dot_general' in l or 'stablehlo.convolution' in l]
+  return {l.rsplit(':', 1)[1].split('->')[0].strip() for l in ops}, len(ops)
+
+
+def test_cnn_bfloat16_computes_in_bfloat16_with_float32_params_and_logits():
+  toks = _tokens()
+  model = CNNDiscriminator(V, **_SMALL_CNN)
+  bf16 = model.clone(dtype=jnp.bfloat16)
+  v = _init(model, toks)
+  logits = _apply(bf16, v, toks)
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, _apply(model, v, toks), rtol=0.05, atol=0.05)
+  grad = lambda v, x: jax.grad(lambda v: bf16.apply(v, x).sum())(v)
+  grads = jax.jit(grad)(v, toks)
+  assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+  probs = jax.nn.one_hot(toks, V)
+  for x in (toks, probs):
+    types, count = _dot_and_conv_dtypes(grad, v, x)
+    assert count >= 3 * len(_SMALL_CNN['filter_sizes'])  # forward, d kernel, d windows
+    assert all('f32' not in t and 'bf16' in t for t in types), types
+
+
 def test_value_head_maps_states_to_scalars():
   h = jnp.ones((B, T, 6))
   head = ValueHead(5)
