@@ -38,7 +38,7 @@ def get_config(preset: str = ''):
   if 'smoke' in presets:
     _COCO['smoke_coco'](c)
     g = c.gan
-    g.mle_steps, g.g_steps, g.d_steps, g.mle_every = 2, 1, 1, 2
-    c.num_train_steps = 6
+    g.mle_steps, g.g_steps, g.d_steps, g.mle_every, g.rounds = 2, 1, 1, 2, 2
+    c.num_train_steps = -1         # 6 steps: MLE, MLE, then 2 rounds of G, D
     g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (4, 4, 4)
   return c

@@ -50,10 +50,12 @@ def relgan(c, rounds: int):
 
 
 def set_rounds(c, rounds: int):
-  """num_train_steps, eval and checkpoint cadence for `rounds` adversarial rounds."""
+  """`rounds` adversarial rounds (the run's length follows from config.gan at start-up),
+  and an eval and checkpoint cadence of about 10 per run."""
   g = c.gan
   round_steps = g.g_steps + g.d_steps
-  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + rounds * round_steps
+  g.rounds = rounds
+  c.num_train_steps = -1  # not the MLE config's: the schedule gives it
   c.eval_every = max(1, rounds // 10) * round_steps
   c.checkpoint_every = c.eval_every
   c.log_every = min(c.log_every, c.eval_every)
@@ -71,7 +73,7 @@ def get_config(preset: str = ''):
     smoke(c)
     g = c.gan
     g.generator_init = ''
-    g.mle_steps, g.g_steps, g.d_steps, g.mle_every = 2, 1, 1, 2
-    c.num_train_steps = 6          # MLE, MLE, then G, D, G, D
+    g.mle_steps, g.g_steps, g.d_steps, g.mle_every, g.rounds = 2, 1, 1, 2, 2
+    c.num_train_steps = -1         # 6 steps: MLE, MLE, then 2 rounds of G, D
     g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (4, 4, 4)
   return c

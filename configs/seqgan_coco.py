@@ -79,11 +79,12 @@ def get_config(preset: str = ''):
   if 'short' in presets:
     g.mle_steps, g.d_pretrain_steps, g.d_steps, rounds = 10 * _EPOCH, _EPOCH, 20, 50
   pretrained(c, presets)
-  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + rounds * (g.g_steps + g.d_steps)
+  g.rounds = rounds  # the run: mle + d_pretrain + rounds * (g + d) steps, at start-up
   c.eval_every = c.checkpoint_every = 10 * (g.g_steps + g.d_steps)
   if 'smoke' in presets:
     smoke_coco(c)
-    g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 1
+    g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps, g.rounds = 2, 1, 1, 1, 2
+    c.num_train_steps = -1         # 7 steps: MLE, MLE, D, then 2 rounds of G, D
     g.num_rollouts, g.rollout_chunks = 2, 1
     g.d_emb_dim, g.d_filter_sizes, g.d_num_filters = 8, (1, 2, 3), (4, 4, 4)
   return c

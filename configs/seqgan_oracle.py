@@ -3,13 +3,14 @@
 Oracle and generator as configs/mle_oracle.py (vocab 5000, length 20, emb = hidden = 32,
 batch 64, Adam 1e-2, clipping 5). Discriminator: SeqGAN's CNN (emb 64, widths 1-10, 15, 20
 with 100-200 filters, highway, dropout 0.25, L2 0.2 on the output layer, Adam 1e-4).
-One trainer step updates one player on one batch of 64 (jaxtextgen/steps/adversarial.py):
+One step is one batch of 64 consumed by one player's update (jaxtextgen/steps/adversarial.py):
 
   1. MLE: 120 epochs of the 10,000 oracle samples = 120 x 156 = 18,720 steps.
   2. D pretraining: SeqGAN's 50 x (10,000 fresh samples, 3 epochs) = 50 x 3 x 156 = 23,400
      steps, each on 64 real sentences and 64 fresh samples.
-  3. 800 adversarial rounds (SeqGAN's TOTAL_BATCH): 1 generator step (64 samples, 16
-     rollouts per prefix, no baseline), then SeqGAN's 5 x 3 epochs of D = 2,340 D steps.
+  3. 800 adversarial rounds (SeqGAN's TOTAL_BATCH, config.gan.rounds), each one fused
+     update: 1 generator step (64 samples, 16 rollouts per prefix, no baseline), then
+     SeqGAN's 5 x 3 epochs of D = 2,340 D steps.
 
 Reported metric: NLL-oracle of 9,984 samples (SeqGAN paper: 8.736 after adversarial
 training, 9.038 for MLE).
@@ -45,6 +46,7 @@ def get_config(preset: str = ''):
   # Oracle, generator and optimizer exactly as the MLE baseline.
   c = _MLE_ORACLE['get_config']('random' if 'random' in presets else '')
   c.algorithm = 'seqgan'
+  c.num_train_steps = -1  # not the MLE baseline's: the schedule gives it
   g = c.gan
   g.mle_steps = 120 * _EPOCH
   g.d_pretrain_steps = 50 * 3 * _EPOCH
@@ -65,12 +67,12 @@ def get_config(preset: str = ''):
     g.d_pretrain_steps, g.d_steps, rounds = 3 * _EPOCH, _EPOCH, 30
     c.eval_every = c.checkpoint_every = 10 * (g.g_steps + g.d_steps)
     c.log_every = 50
-  c.num_train_steps = g.mle_steps + g.d_pretrain_steps + rounds * (g.g_steps + g.d_steps)
+  g.rounds = rounds  # the run: mle + d_pretrain + rounds * (g + d) steps, at start-up
   if 'smoke' in presets:
     smoke(c)
     g.generator_init = ''
-    g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps = 2, 1, 1, 1
-    c.num_train_steps = 6          # MLE, MLE, D, then G, D, G
+    g.mle_steps, g.d_pretrain_steps, g.g_steps, g.d_steps, g.rounds = 2, 1, 1, 1, 2
+    c.num_train_steps = -1         # 7 steps: MLE, MLE, D, then 2 rounds of G, D
     g.num_rollouts = 4
     g.d_emb_dim = 8
     g.d_filter_sizes, g.d_num_filters = (1, 2, 3, 5), (4, 4, 4, 4)

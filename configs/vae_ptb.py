@@ -80,7 +80,7 @@ def get_config(preset: str = ''):
       c.vae.iw_samples = 4
       c.vae.iw_chunk = 2
       c.vae.kl_warmup_steps = 4
-      c.vae.aggressive_steps = min(c.vae.aggressive_steps, 4)
+      c.vae.aggressive_steps = min(c.vae.aggressive_steps, 3)  # 1 round of 2 + 1, 3 plain
       c.vae.aggressive_encoder_updates = 2
     else:
       raise ValueError(f"unknown preset {p!r}: use anneal, vanilla, logistic, cyclical, "

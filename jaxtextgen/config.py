@@ -123,13 +123,16 @@ def base_config() -> ml_collections.ConfigDict:
   v.iw_samples = 500             # eval: importance samples of the IW-NLL (0: skip it)
   v.iw_chunk = 50                # eval: samples scored per step (memory ~ chunk x eval batch)
 
-  # GAN algorithms (seqgan, gumbel_gan, wgan): the phase schedule by step, the discriminator,
-  # the rewards. The generator is config.model trained with config.optimizer (MLE steps).
+  # GAN algorithms (seqgan, gumbel_gan, wgan): the schedule of their phases, the
+  # discriminator, the rewards. The generator is config.model trained with config.optimizer
+  # (MLE steps). A run is mle_steps + d_pretrain_steps + rounds * (g_steps + d_steps) steps
+  # (real batches), computed at start-up: leave num_train_steps at -1.
   c.gan = g = ml_collections.ConfigDict()
-  g.mle_steps = 0                # phase 1: generator MLE (teacher-forcing) steps
-  g.d_pretrain_steps = 0         # phase 2: discriminator steps, real batch vs fresh samples
-  g.g_steps = 1                  # then rounds of: this many generator steps ...
-  g.d_steps = 1                  # ... then this many discriminator steps (a real batch each)
+  g.mle_steps = 0                # phase 'mle': generator MLE (teacher-forcing) steps
+  g.d_pretrain_steps = 0         # phase 'd_pretrain': D steps, real batch vs fresh samples
+  g.rounds = 0                   # phase 'round': adversarial rounds, each of ...
+  g.g_steps = 1                  # ... this many generator steps (a real batch each), then ...
+  g.d_steps = 1                  # ... this many discriminator steps (a real batch each)
   g.mle_every = 0                # an extra MLE step after every k-th adversarial G step (0: off)
   g.ema_decay = 0.0              # EMA of the adversarial generator, used by eval/sample (0: off)
   g.d_kind = 'cnn'               # discriminator: 'cnn' (SeqGAN's) or 'lstm'
@@ -162,6 +165,13 @@ def base_config() -> ml_collections.ConfigDict:
   g.gumbel_hard = False          # gumbel_gan: straight-through one-hots to D (False: soft, RelGAN)
   g.latent_std = 0.0             # gumbel_gan, wgan: std of the fakes' random initial LSTM state
                                  # (other decoders: of noise on BOS's embedding)
+
+  # VAE-GAN (algorithm 'vae_gan'): the VAE (config.ae, config.vae) whose decoder is the
+  # generator of config.gan's schedule and discriminator; gan.mle_steps are VAE steps.
+  c.vae_gan = vg = ml_collections.ConfigDict()
+  vg.gamma = 1.0                 # weight of the reconstruction NLL in the decoder's loss
+  vg.feature_weight = 0.0        # Larsen's learned similarity: weight of ||D features of x
+                                 # - of its reconstruction||^2 in the decoder's loss (0: off)
 
   # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
   # config.data.num_classes.

@@ -41,3 +41,43 @@ def tiny_gan_config(vocab: int, time: int, num_train_steps: int, **gan):
   with c.unlocked():
     c.vocab.update(dict(size=vocab, bos_id=1, eos_id=2, pad_id=0))
   return c
+
+
+def without_rates(rows):
+  """Metric rows without the throughput columns, which depend on wall time."""
+  return [{k: v for k, v in r.items() if k not in ('steps_per_s', 'tokens_per_s')} for r in rows]
+
+
+def terminated_at(batch_index):
+  """A trainer.pipeline.train_iterator replacement that sends SIGTERM as it hands out
+  batch `batch_index` (counted from the step the run starts at)."""
+  import os  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  from jaxtextgen.train import trainer  # pylint: disable=g-import-not-at-top
+  original = trainer.pipeline.train_iterator
+
+  def iterator(*args, **kwargs):
+    for i, batch in enumerate(original(*args, **kwargs)):
+      if i == batch_index:
+        os.kill(os.getpid(), signal.SIGTERM)
+      yield batch
+  return iterator
+
+
+def run_schedule(algo, config, state, rng, batch_fn):
+  """Runs algo.schedule(config) update by update, each phase's update jitted once,
+  fused updates on their batches stacked [k, B, T]; batch i is batch_fn(i). Yields
+  (phase name, old state, new state, metrics), all on the host."""
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  i = 0
+  for phase in algo.schedule(config).resolve(config.num_train_steps).phases:
+    fn = jax.jit(functools.partial(phase.update, config=config))
+    for _ in range(phase.updates):
+      bs = [batch_fn(i + j) for j in range(phase.batches)]
+      i += phase.batches
+      batch = bs[0] if phase.batches == 1 else {k: jnp.stack([b[k] for b in bs]) for k in bs[0]}
+      new, metrics = fn(state, batch, rng)
+      yield phase.name, jax.device_get(state), jax.device_get(new), jax.device_get(metrics)
+      state = new

@@ -65,7 +65,8 @@ def test_gan_smoke_configs_train_eval_and_sample(tmp_path, name):
   r = _launch(*common, '--mode=eval', **env)
   assert r.returncode == 0, r.stderr[-3000:]
   last = json.loads(r.stdout.strip().splitlines()[-1])
-  assert last['step'] == 6 and np.isfinite(last['nll_per_token'])
+  assert last['step'] == (7 if name == 'seqgan_coco' else 6)  # seqgan: + 1 D-pretraining step
+  assert np.isfinite(last['nll_per_token'])
   if name != 'mle_coco':
     assert all(0 <= last[f'{k}{n}'] <= 1 for k in ('bleu', 'self_bleu') for n in (2, 3, 4, 5))
   if 'oracle' in name:
@@ -78,19 +79,23 @@ def test_gan_smoke_configs_train_eval_and_sample(tmp_path, name):
                                         ('seqgan_oracle', 30), ('gumbel_coco', 300),
                                         ('seqgan_coco', 50)])
 def test_oracle_gan_presets_run_the_stated_number_of_rounds(name, short):
-  """'pretrained' drops the MLE phase from the run length (a 'pretrained' run once kept the
-  MLE steps' length and ran twice the rounds), 'short' sets its round count, and the presets
-  combine in any order."""
+  """'pretrained' drops the MLE phase, 'short' sets its round count, the presets combine
+  in any order, and the run's length comes from the schedule (mle + d_pretrain + rounds x
+  (g + d) steps), also after a command-line override of a phase."""
   import runpy  # pylint: disable=g-import-not-at-top
+  from jaxtextgen import steps  # pylint: disable=g-import-not-at-top
   get_config = runpy.run_path(os.path.join(ROOT, 'configs', f'{name}.py'))['get_config']
   rounds = {}
   for preset in ('', 'pretrained', 'short', 'pretrained,short', 'short,pretrained'):
     c = get_config(preset)
     g = c.gan
     assert (g.mle_steps == 0) == ('pretrained' in preset), preset
-    adversarial = c.num_train_steps - g.mle_steps - g.d_pretrain_steps
-    per_round = g.g_steps + g.d_steps
-    assert adversarial % per_round == 0, preset
-    rounds[preset] = adversarial // per_round
+    assert c.num_train_steps == -1, preset  # never precomputed in the config file
+    sched = steps.get(c.algorithm).schedule(c)
+    assert sched.total_steps == g.mle_steps + g.d_pretrain_steps + g.rounds * (
+        g.g_steps + g.d_steps)
+    rounds[preset] = sched.phases[-1].updates
+    g.d_steps += 7  # --config.gan.d_steps=...: the same rounds, each 7 steps longer
+    assert steps.get(c.algorithm).schedule(c).total_steps == sched.total_steps + 7 * g.rounds
   assert rounds['pretrained'] == rounds[''] > short
   assert rounds['short'] == rounds['pretrained,short'] == rounds['short,pretrained'] == short

@@ -89,7 +89,8 @@ def main(argv):
   b, t = np_batch['tokens'].shape
   tokens_per_step = b * t
 
-  jax_r, xla = harness.jax_runner(config, np_batch, warmup=FLAGS.warmup)
+  jax_r, xla = harness.jax_runner(config, np_batch, warmup=FLAGS.warmup,
+                                  seqgan_step=FLAGS.seqgan_step)
   runners = [jax_r, harness.torch_runner('torch', config, np_batch, device=device,
                                           warmup=FLAGS.warmup, compile_loss=False,
                                           seqgan_step=FLAGS.seqgan_step)]

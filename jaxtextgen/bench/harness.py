@@ -220,8 +220,21 @@ class Runner:
   memory: tuple = (None, '')
 
 
-def jax_runner(config, np_batch, *, warmup: int) -> tuple[Runner, dict]:
-  """The library's train_step, jitted with donation by train.parallel as the trainer does."""
+def bench_update(algo, seqgan_step: str = 'generator'):
+  """The update the benchmark times: the algorithm's train_step, or for the GANs one
+  adversarial generator or discriminator update as the schedule runs it
+  (`adversarial.counted`: keys from the step, step + 1)."""
+  if not hasattr(algo, 'generator_step'):
+    return algo.train_step
+  from jaxtextgen.steps import adversarial  # pylint: disable=g-import-not-at-top
+  return adversarial.counted(algo.generator_step if seqgan_step == 'generator'
+                             else algo.discriminator_step)
+
+
+def jax_runner(config, np_batch, *, warmup: int,
+               seqgan_step: str = 'generator') -> tuple[Runner, dict]:
+  """The library's update (`bench_update`), jitted with donation by train.parallel as
+  the trainer does."""
   base = _rss()
   algo = steps.get(config.algorithm)
   mesh = parallel.make_mesh()
@@ -231,7 +244,7 @@ def jax_runner(config, np_batch, *, warmup: int) -> tuple[Runner, dict]:
   state = jax.jit(lambda r: algo.init(r, config, np_batch),
                   out_shardings=parallel.replicated(mesh))(rng)
   t0 = time.perf_counter()
-  compiled = parallel.jit_step(algo.train_step, mesh, config=config).lower(
+  compiled = parallel.jit_step(bench_update(algo, seqgan_step), mesh, config=config).lower(
       state, batch, rng).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis() or {}

@@ -399,8 +399,7 @@ def gumbel_beta(n: int, config) -> float:
   """`adversarial.gumbel_beta` in plain Python: RelGAN's inverse temperature after n
   adversarial generator updates (`objectives.discrete.gumbel_inverse_temperature`)."""
   g = config.gan
-  big_n = float(max(g.gumbel_anneal_steps or adversarial_g_updates(config.num_train_steps,
-                                                                   config), 2))
+  big_n = float(max(g.gumbel_anneal_steps or g.rounds * g.g_steps, 2))
   b, rise = g.gumbel_beta_max, g.gumbel_beta_max - 1.0
   schedules = {
       'const': lambda: b,

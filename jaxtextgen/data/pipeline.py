@@ -20,6 +20,8 @@ import os
 from typing import Iterator
 
 import grain
+import sys
+
 import numpy as np
 
 from jaxtextgen.data.vocab import Vocab, check_tokenizer
@@ -125,6 +127,18 @@ def train_dataset(split: TokenizedSplit, *, batch_size: int, seed: int,
 
 
 _INFINITE = 2**62
+
+
+def stack_batches(batches: list[Batch], length: int, pad_id: int) -> Batch:
+  """k batches -> one batch of arrays [k, B, ...] (what a fused update such as an
+  adversarial round consumes): [B, T] fields (trimmed to their longest sentence by
+  data.trim_multiple) padded back to `length`, 'tokens' with pad_id, the rest with 0."""
+  def pad(key, x):
+    if x.ndim != 2 or x.shape[1] == length:
+      return x
+    return np.pad(x, ((0, 0), (0, length - x.shape[1])),
+                  constant_values=pad_id if key == 'tokens' else 0)
+  return {k: np.stack([pad(k, b[k]) for b in batches]) for k in batches[0]}
 
 
 def train_iterator(split: TokenizedSplit, *, start_step: int = 0, **kwargs) -> Iterator[Batch]:
@@ -271,3 +285,22 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
   if vocab_path and save_vocab and not os.path.exists(vocab_path):
     data.vocab.save(vocab_path)
   return data
+
+
+def read_sentences(path: str, what: str) -> list[str]:
+  """Non-empty lines of a UTF-8 text file ('-': stdin), stripped."""
+  try:
+    raw = sys.stdin.buffer.read() if path == '-' else open(path, 'rb').read()
+  except FileNotFoundError:
+    raise FileNotFoundError(f'{what}={path!r}: no such file; give a text file with one '
+                            "sentence per line, or '-' to read stdin.") from None
+  try:
+    text = raw.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line = raw[:e.start].count(b'\n') + 1
+    raise ValueError(f'{what}={path!r}: line {line} is not UTF-8 (byte offset {e.start}); '
+                     're-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).') from None
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  if not lines:
+    raise ValueError(f'{what}={path!r} holds no sentences; give one sentence per line.')
+  return lines

@@ -5,12 +5,27 @@
     eval_step(state, batch, rng, *, config) -> dict of sums over the batch
     finalize_eval(sums) -> dict of metrics
     sample(state, rng, num, *, config, **conditions) -> int32 [num, time]
+
+and, optionally, the hooks through which the generic trainer runs and reports it
+without knowing the algorithm:
+
+    schedule(config) -> steps.schedule.Schedule
+        its phases, each a named update with its length (default: one phase of
+        train_step for config.num_train_steps steps)
+    evaluate_samples(state, rng, *, config, data) -> dict of metrics
+        measured at every eval on samples of its own (NLL-oracle, a judge's accuracy)
+    sample_outputs(state, rng, step, *, config, data, outputs) -> lines to print
+        what --mode=sample adds to the samples (reconstructions, homotopies, PNGs);
+        `outputs` writes files: write_text(name, lines) -> path, path(name), is_chief
+
+`data` is the run's `data.pipeline.Data` (vocab, train / eval splits, oracle_params).
 """
 
 import importlib
 import types
 
-ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan', 'classifier', 'cln_lm')
+ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan', 'vae_gan', 'classifier',
+              'cln_lm')
 
 
 def get(name: str) -> types.ModuleType:

@@ -1,27 +1,34 @@
 """What the GAN algorithms share: the discriminator player, its update, the
-generator's MLE update, EMA, and the step schedule. Not an algorithm itself.
+generator's MLE update, EMA, and the schedule of named updates. Not an algorithm itself.
 
-Every GAN run is a sequence of trainer steps, each of which updates ONE player
-on one real batch (config.gan):
+A GAN run is a schedule (`gan_schedule`, `steps.schedule`) of three phases, whose lengths
+come from config.gan when the run starts:
 
-    [0, mle_steps)                       'mle'       generator, teacher forcing
-    [.., + d_pretrain_steps)             'd_pretrain' discriminator, real vs fresh fakes
-    then rounds of g_steps + d_steps:    'g'         generator, the algorithm's own loss
-                                         'd'         discriminator, real vs fresh fakes
+    'mle'         gan.mle_steps updates of the generator, teacher forcing, a batch each
+    'd_pretrain'  gan.d_pretrain_steps discriminator updates, real batch vs fresh fakes
+    'round'       gan.rounds adversarial rounds; one round is ONE update (`round_step`)
+                  that consumes g_steps + d_steps real batches, stacked [g + d, B, T]:
+                  g_steps generator updates, then d_steps discriminator updates, each a
+                  `lax.scan` on device, with nothing leaving the device during a round
 
 so a SeqGAN round ("1 generator step, then 5 x 3 epochs of D") is g_steps=1,
-d_steps=5*3*156, and every discriminator step sees a real batch it has not
-seen in this round. The phase is a pure function of state.step, picked on
-device by `lax.switch` inside the one jitted train step: the generic trainer
-needs nothing GAN-specific and a run resumes at any step. The price, on
-XLA:CPU only, is that the conditional copies the players it leaves untouched
-(SeqGAN's discriminator with its Adam state is 86 MB: tens of ms a step).
-`phase_step` is that train step, given the algorithm's three updates.
+d_steps=5*3*156, and every discriminator update sees a real batch it has not seen in
+this round. The run's step counts real batches (mle + d_pretrain + rounds * (g + d)),
+every single-batch update advances state.step by one and draws its keys from
+fold_in(rng, state.step) (`counted`), so a fused round equals its updates run one by one.
+Metrics: 'mle/loss'; 'd_pretrain/...'; in a round 'g/...' (the mean over its generator
+updates), 'd/...' (over its discriminator updates) and, with gan.mle_every, 'mle/loss'
+of the interleaved MLE steps.
 
 The discriminator's objective is config.gan.loss: 'nonsaturating' (SeqGAN's
 cross-entropy; the generator minimises -log D(fake)), 'rsgan' (relativistic,
 RelGAN) or 'wgan' (a critic; config.gan.clip > 0 clips every weight into
-[-clip, clip] after each update, exactly: `apply_updates_and_clip`).
+[-clip, clip] after each update, by the last transform of its optax chain,
+`objectives.gan.clip_weights_transform`). Its metrics: 'real' / 'fake' (mean
+probability of 'real'; wgan: mean critic score), and 'acc' (nonsaturating: the
+fraction of real and fake sentences on the right side of 0), 'pair_acc' (rsgan: the
+fraction of pairs whose real one scores higher) or 'gap' (wgan: mean real minus fake
+score, the critic's Wasserstein estimate).
 Generators on relaxed tokens (gumbel_gan, wgan) share `soft_generator_update`:
 the differentiable unroll of `models.sampler.relaxed_sample`, the
 discriminator on its vectors, one update of the generator with its own
@@ -32,7 +39,8 @@ latest checkpoint's generator starts this one (`init_generator`), so a run can
 skip MLE pretraining (gan.mle_steps = 0).
 
 Eval (`eval_step` / `finalize_eval`, shared): NLL-gen on the eval split, the
-discriminator's accuracy (and logit gap: the critic's Wasserstein estimate) on
+discriminator's accuracy (d_acc_real / d_acc_fake; not for a critic) and d_gap (the
+mean logit of real minus fake eval sentences: a critic's Wasserstein estimate) on
 real eval sentences vs fresh fakes, and with config.eval.bleu BLEU-2..5 of
 one temperature-1 sample per eval sentence against the eval split, and their
 self-BLEU-2..5 (`lm.finalize_eval`).
@@ -40,6 +48,7 @@ self-BLEU-2..5 (`lm.finalize_eval`).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -52,30 +61,16 @@ from jaxtextgen.models.discriminator import CNNDiscriminator, LSTMDiscriminator
 from jaxtextgen.models.sampler import relaxed_sample
 from jaxtextgen.objectives import gan as gan_losses
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature
-from jaxtextgen.steps import lm
+from jaxtextgen.steps import lm, schedule
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
                                      make_optimizer, pad_time)
 
 LOSSES = ('nonsaturating', 'rsgan', 'wgan')
 G_ADV = 'generator_adv'  # opt_state / tx key of the adversarial generator optimizer
 
-# Phases, in the order they occur; `phase_at` returns their index.
-PHASES = ('mle', 'd_pretrain', 'g', 'd')
-MLE, D_PRETRAIN, G, D = range(4)
-
-
-def phase_at(step: jax.Array, config) -> jax.Array:
-  """int32 index into PHASES of the update that trainer step `step` (0-based) makes."""
-  g = config.gan
-  step = jnp.asarray(step, jnp.int32)
-  adv = step - g.mle_steps - g.d_pretrain_steps
-  in_round = jnp.mod(jnp.maximum(adv, 0), g.g_steps + g.d_steps)
-  return jnp.where(step < g.mle_steps, MLE,
-                   jnp.where(adv < 0, D_PRETRAIN, jnp.where(in_round < g.g_steps, G, D)))
-
-
 def adversarial_g_updates(step: jax.Array, config) -> jax.Array:
-  """How many adversarial generator updates come before trainer step `step`."""
+  """How many adversarial generator updates come before step `step` (real batches
+  consumed so far; rounds put their g_steps generator updates first)."""
   g = config.gan
   adv = jnp.maximum(jnp.asarray(step, jnp.int32) - g.mle_steps - g.d_pretrain_steps, 0)
   rounds, in_round = jnp.divmod(adv, g.g_steps + g.d_steps)
@@ -85,9 +80,11 @@ def adversarial_g_updates(step: jax.Array, config) -> jax.Array:
 def check_config(config) -> None:
   """Errors a user can make in config.gan, raised at init with the fix."""
   g = config.gan
-  if g.g_steps < 1 or g.d_steps < 0 or g.mle_steps < 0 or g.d_pretrain_steps < 0:
-    raise ValueError(f'config.gan: need g_steps >= 1 and d_steps, mle_steps, d_pretrain_steps '
-                     f'>= 0; got {g.g_steps}, {g.d_steps}, {g.mle_steps}, {g.d_pretrain_steps}')
+  if (g.g_steps < 1 or g.d_steps < 0 or g.mle_steps < 0 or g.d_pretrain_steps < 0
+      or g.rounds < 0):
+    raise ValueError(f'config.gan: need g_steps >= 1 and d_steps, mle_steps, d_pretrain_steps, '
+                     f'rounds >= 0; got {g.g_steps}, {g.d_steps}, {g.mle_steps}, '
+                     f'{g.d_pretrain_steps}, {g.rounds}')
   if not (0.0 <= g.ema_decay < 1.0 and 0.0 <= g.rollout_update_rate <= 1.0 and g.mle_every >= 0):
     raise ValueError(f'config.gan: need 0 <= ema_decay < 1, 0 <= rollout_update_rate <= 1 and '
                      f'mle_every >= 0; got {g.ema_decay}, {g.rollout_update_rate}, {g.mle_every}')
@@ -131,7 +128,10 @@ def init_discriminator(rng: jax.Array, config):
   opt = ml_collections.ConfigDict(dict(
       config.optimizer.to_dict(), name=g.d_optimizer, learning_rate=g.d_learning_rate,
       grad_clip=g.d_grad_clip, schedule='constant', weight_decay=0.0))
-  return params, make_optimizer(opt, config.num_train_steps)
+  tx = make_optimizer(opt, config.num_train_steps)
+  if g.clip > 0:  # WGAN: every update lands inside [-clip, clip]
+    tx = optax.chain(tx, gan_losses.clip_weights_transform(g.clip))
+  return params, tx
 
 
 def discriminator_logits(params, tokens: jax.Array, *, config, rng=None) -> jax.Array:
@@ -140,6 +140,16 @@ def discriminator_logits(params, tokens: jax.Array, *, config, rng=None) -> jax.
   rngs = {'dropout': rng} if rng is not None else {}
   return make_discriminator(config).apply({'params': params}, tokens, train=rng is not None,
                                           rngs=rngs)
+
+
+def discriminator_features(params, tokens: jax.Array, *, config) -> jax.Array:
+  """D's penultimate features [batch, F] (what its output layer reads, no dropout) of ids
+  or distributions: Larsen et al.'s learned similarity compares these."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  _, state = make_discriminator(config).apply(
+      {'params': params}, tokens, mutable=['intermediates'],
+      capture_intermediates=lambda module, method: isinstance(module, nn.Dropout))
+  return state['intermediates']['drop']['__call__'][0].astype(jnp.float32)
 
 
 def d_inputs(x: jax.Array, rng: jax.Array, *, config) -> jax.Array:
@@ -157,9 +167,9 @@ def discriminator_loss(params, real: jax.Array, fake: jax.Array, rng: jax.Array,
   """config.gan.loss's discriminator objective plus d_l2 * ||output layer||^2 / 2
   (SeqGAN's tf.nn.l2_loss). 'nonsaturating' is SeqGAN's cross-entropy over the mixed
   real/fake batch. real, fake: ids [batch, time] or distributions [batch, time, V].
-  Returns (loss, metrics): d_real / d_fake are mean probabilities of 'real'
-  (wgan: mean critic scores), d_acc the fraction classified right (rsgan, wgan: of
-  pairs where the real one scores higher)."""
+  Returns (loss, metrics): 'loss' (without the L2 term), 'real' / 'fake' (mean
+  probabilities of 'real'; wgan: mean critic scores) and 'acc' (nonsaturating), 'pair_acc'
+  (rsgan) or 'gap' (wgan), as the module docstring defines them."""
   k_real, k_fake, k_nr, k_nf = jax.random.split(rng, 4)
   real_logits = discriminator_logits(params, d_inputs(real, k_nr, config=config), config=config,
                                      rng=k_real)
@@ -175,29 +185,26 @@ def discriminator_loss(params, real: jax.Array, fake: jax.Array, rng: jax.Array,
   out = params['output']
   l2 = 0.5 * (jnp.sum(jnp.square(out['kernel'])) + jnp.sum(jnp.square(out['bias'])))
   score = (lambda x: x) if kind == 'wgan' else jax.nn.sigmoid
-  acc = ((real_logits > fake_logits).mean() if kind != 'nonsaturating'
-         else 0.5 * ((real_logits > 0).mean() + (fake_logits < 0).mean()))
-  metrics = {'d_real': score(real_logits).mean(), 'd_fake': score(fake_logits).mean(),
-             'd_acc': acc}
-  return loss + config.gan.d_l2 * l2, {'d_loss': loss, **metrics}
+  metrics = {'loss': loss, 'real': score(real_logits).mean(), 'fake': score(fake_logits).mean()}
+  if kind == 'wgan':
+    metrics['gap'] = real_logits.mean() - fake_logits.mean()
+  elif kind == 'rsgan':
+    metrics['pair_acc'] = (real_logits > fake_logits).mean()
+  else:
+    metrics['acc'] = 0.5 * ((real_logits > 0).mean() + (fake_logits < 0).mean())
+  return loss + config.gan.d_l2 * l2, metrics
 
 
 def discriminator_update(state: TrainState, real: jax.Array, fake: jax.Array, rng: jax.Array, *,
                          config, axis_name=None):
   """One optimizer step of 'discriminator' on real vs fake (ids [batch, time] or
   distributions [batch, time, V]; equal local batches on every device, so the mean
-  of device means is the global mean), then WGAN's weight clipping when
-  config.gan.clip > 0. Returns (state, metrics)."""
+  of device means is the global mean); its optax chain clips a critic's weights.
+  Returns (state, metrics)."""
   grad_fn = jax.grad(discriminator_loss, has_aux=True)
   grads, metrics = grad_fn(state.params['discriminator'], real, fake, rng, config=config)
   grads, metrics = pmean((grads, metrics), axis_name)
-  if not config.gan.clip:
-    return state.apply_gradients('discriminator', grads), metrics
-  params, opt = state.params['discriminator'], state.opt_state['discriminator']
-  updates, opt = state.tx['discriminator'].update(grads, opt, params)
-  params = gan_losses.apply_updates_and_clip(params, updates, config.gan.clip)
-  return state.replace(params={**state.params, 'discriminator': params},
-                       opt_state={**state.opt_state, 'discriminator': opt}), metrics
+  return state.apply_gradients('discriminator', grads), metrics
 
 
 def generator_loss(real_logits: jax.Array, fake_logits: jax.Array, *, config) -> jax.Array:
@@ -259,8 +266,7 @@ def gumbel_beta(step: jax.Array, config) -> jax.Array:
   over n = adversarial generator updates so far, N = gan.gumbel_anneal_steps (0: all
   of the run's)."""
   g = config.gan
-  with jax.ensure_compile_time_eval():
-    total = g.gumbel_anneal_steps or int(adversarial_g_updates(config.num_train_steps, config))
+  total = g.gumbel_anneal_steps or g.rounds * g.g_steps
   return gumbel_inverse_temperature(adversarial_g_updates(step, config), g.gumbel_schedule,
                                     max(total, 2), g.gumbel_beta_max)
 
@@ -319,7 +325,7 @@ def soft_generator_update(state: TrainState, batch, rng: jax.Array, *, config, g
   updates, opt = state.tx[G_ADV].update(grads, state.opt_state[G_ADV], gen)
   state = state.replace(params={**state.params, 'generator': optax.apply_updates(gen, updates)},
                         opt_state={**state.opt_state, G_ADV: opt})
-  return state, {'loss': loss, 'g_loss': loss, 'g_fake_score': fake_score, 'beta': beta}
+  return state, {'loss': loss, 'fake_score': fake_score, 'beta': beta}
 
 
 def mle_update(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
@@ -337,7 +343,8 @@ def mle_update(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
 
 def interleaved_mle(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
   """After an adversarial generator update: an MLE step on the real batch when it
-  was the config.gan.mle_every-th. Returns (state, mle_loss or NaN)."""
+  was the config.gan.mle_every-th. Returns (state, MLE loss, NaN when this update had
+  none: window means skip it)."""
   g = config.gan
   n = adversarial_g_updates(state.step, config) + 1
   return jax.lax.cond(
@@ -369,30 +376,65 @@ def eval_generator(state: TrainState, config):
 
 # --- the step, eval and sampling every GAN algorithm shares ---------------------------------------
 
-def phase_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name, updates,
-               metric_keys):
-  """The train step of a GAN: `updates` = (mle, discriminator, generator) functions
-  (state, batch, rng, *, config, axis_name) -> (state, metrics); the phase of
-  state.step picks one on device by `lax.switch` (D pretraining and adversarial D
-  share the discriminator update). Metrics always hold `metric_keys` plus 'phase'
-  (index into PHASES), NaN where the phase does not measure them."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # different samples and dropout on different shards
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  phase = phase_at(state.step, config)
+def counted(update: Callable) -> Callable:
+  """A single-batch update as a step of the schedule: its keys are
+  fold_in(rng, state.step) (and the device index under pmap: different samples and
+  dropout on different shards), and it advances state.step by one."""
+  def step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+    rng = jax.random.fold_in(rng, state.step)
+    if axis_name is not None:
+      rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    state, metrics = update(state, batch, rng, config=config, axis_name=axis_name)
+    return state.replace(step=state.step + 1), metrics
+  return step
 
-  def branch(fn):
-    def run(state):
-      state, metrics = fn(state, batch, rng, config=config, axis_name=axis_name)
-      full = nan_metrics(metric_keys)
-      full.update({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()})
-      return state, full
-    return run
 
-  index = jnp.array([0, 1, 2, 1], jnp.int32)[phase]  # phases -> branches
-  state, metrics = jax.lax.switch(index, [branch(fn) for fn in updates], state)
-  metrics['phase'] = phase.astype(jnp.float32)
-  return state.replace(step=state.step + 1), metrics
+def scan_updates(update: Callable, state: TrainState, batches, rng: jax.Array, *, config,
+                 axis_name=None):
+  """`counted(update)` over stacked batches [k, B, T] by `lax.scan`: (state, the mean
+  of each metric over the k updates, NaNs skipped)."""
+  def body(s, batch):
+    return counted(update)(s, batch, rng, config=config, axis_name=axis_name)
+  state, metrics = jax.lax.scan(body, state, batches)
+  return state, {k: jnp.nanmean(jnp.asarray(v, jnp.float32)) for k, v in metrics.items()}
+
+
+def round_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None,
+               generator: Callable, discriminator: Callable):
+  """One adversarial round on g_steps + d_steps real batches stacked [g + d, B, T]:
+  `generator` on the first g_steps, then `discriminator` on the rest, each update a
+  `counted` step (so the round equals its updates run one by one with the same keys).
+  Returns (state, {'g/<key>': mean over the generator updates, 'd/<key>': over the
+  discriminator updates}; keys holding a '/' as they are)."""
+  g = config.gan
+  n = jax.tree.leaves(batches)[0].shape[0]
+  if n != g.g_steps + g.d_steps:
+    raise ValueError(f'a round takes g_steps + d_steps = {g.g_steps + g.d_steps} stacked '
+                     f'batches [k, B, T]; got k = {n}')
+  metrics = {}
+  for name, update, part in (('g', generator, slice(0, g.g_steps)),
+                             ('d', discriminator, slice(g.g_steps, n))):
+    if part.stop > part.start:
+      state, m = scan_updates(update, state, jax.tree.map(lambda x, p=part: x[p], batches),
+                              rng, config=config, axis_name=axis_name)
+      metrics.update({k if '/' in k else f'{name}/{k}': v for k, v in m.items()})
+  return state, metrics
+
+
+def gan_schedule(config, *, mle: Callable, discriminator: Callable, generator: Callable,
+                 pretrain: str = 'mle', counted_pretrain: bool = True):
+  """The schedule of a GAN (module docstring) from config.gan, with the algorithm's
+  three single-batch updates (state, batch, rng, *, config, axis_name) -> (state, metrics);
+  the first phase is named `pretrain`, and `mle` is wrapped by `counted` unless
+  `counted_pretrain` is False (an update that draws its keys and advances the step
+  itself, e.g. `vae.train_step`)."""
+  check_config(config)
+  g = config.gan
+  fused = functools.partial(round_step, generator=generator, discriminator=discriminator)
+  return schedule.Schedule((
+      schedule.Phase(pretrain, counted(mle) if counted_pretrain else mle, g.mle_steps),
+      schedule.Phase('d_pretrain', counted(discriminator), g.d_pretrain_steps),
+      schedule.Phase('round', fused, g.rounds, batches=g.g_steps + g.d_steps)))
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config,
@@ -419,8 +461,9 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config,
   d = lambda x: discriminator_logits(state.params['discriminator'], x, config=config)
   w = batch['weight']
   real_logits, fake_logits = d(pad(batch['tokens'])), d(fake)
-  sums['d_real_correct'] = jnp.sum(w * (real_logits > 0))
-  sums['d_fake_correct'] = jnp.sum(w * (fake_logits < 0))
+  if config.gan.loss != 'wgan':  # a critic's scores have no threshold
+    sums['d_real_correct'] = jnp.sum(w * (real_logits > 0))
+    sums['d_fake_correct'] = jnp.sum(w * (fake_logits < 0))
   sums['d_gap_sum'] = jnp.sum(w * (real_logits - fake_logits))
   return sums
 
@@ -430,10 +473,16 @@ def finalize_eval(sums: dict) -> dict:
   self_bleu{n} when sampled), D's accuracy on real eval sentences and on fakes, and
   d_gap = mean logit of real minus fake (wgan: the critic's estimate of W_1)."""
   out = lm.finalize_eval(sums)
-  out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
-  out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
+  if 'd_real_correct' in sums:
+    out['d_acc_real'] = sums['d_real_correct'] / sums['sentences']
+    out['d_acc_fake'] = sums['d_fake_correct'] / sums['sentences']
   out['d_gap'] = sums['d_gap_sum'] / sums['sentences']
   return out
+
+
+def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
+  """The trainer's eval hook: NLL-oracle of the evaluated generator (EMA when enabled)."""
+  return lm.oracle_metrics(eval_generator(state, config), rng, config=config, data=data)
 
 
 def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:
@@ -449,9 +498,3 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions)
 def pmean(x, axis_name: str | None):
   """Mean over devices under pmap/shard_map; identity under jit."""
   return x if axis_name is None else jax.lax.pmean(x, axis_name)
-
-
-def nan_metrics(keys) -> dict:
-  """Placeholders for the metrics a phase does not measure (every branch of the
-  step's lax.switch must return the same keys)."""
-  return {k: jnp.full((), jnp.nan, jnp.float32) for k in keys}

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import jax
 
-from jaxtextgen.steps import autoencoding
+from jaxtextgen.steps import autoencoding, latent_outputs
 from jaxtextgen.steps.common import TrainState
 
 # The sample mode's helpers (see steps.autoencoding).
 encode_sentences = autoencoding.encode_sentences
 reconstruct = autoencoding.reconstruct
 homotopy = autoencoding.homotopy
+sample_outputs = latent_outputs.sample_outputs  # --mode=sample: reconstructions, ...
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:

@@ -171,7 +171,7 @@ def _judge(workdir: str):
   return _JUDGES[workdir]
 
 
-def evaluate_samples(state: TrainState, rng: jax.Array, *, config, vocab) -> dict:
+def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
   """Metrics of config.eval.judge_samples fresh samples per class, drawn at temperature 1:
   judge_acc (with config.eval.judge), distinct-1/2 and self-BLEU-2..4 over all samples."""
   n, c = config.eval.judge_samples, _num_classes(config)
@@ -190,7 +190,7 @@ def evaluate_samples(state: TrainState, rng: jax.Array, *, config, vocab) -> dic
   if config.eval.judge:
     from jaxtextgen.steps import classifier  # pylint: disable=g-import-not-at-top
     judge = _judge(config.eval.judge)
-    texts = [vocab.decode(row) for row in tokens]
+    texts = [data.vocab.decode(row) for row in tokens]
     out.update(classifier.judge_accuracy(judge, texts, labels))
     if judge.dev_accuracy is not None:
       out['judge_dev_accuracy'] = judge.dev_accuracy

@@ -128,3 +128,27 @@ def pad_time(tokens: jax.Array, length: int, pad_id: int) -> jax.Array:
   if tokens.shape[1] > length:
     raise ValueError(f'sentences of {tokens.shape[1]} tokens exceed config.data.max_len={length}')
   return jnp.pad(tokens, ((0, 0), (0, length - tokens.shape[1])), constant_values=pad_id)
+
+
+def in_chunks(fn, arrays: tuple[np.ndarray, ...], size: int) -> np.ndarray:
+  """fn over rows of `arrays` in chunks of exactly `size` rows (the last one padded
+  with zeros, its padding dropped from the output): one compiled shape."""
+  outs = []
+  for i in range(0, len(arrays[0]), size):
+    part = [a[i:i + size] for a in arrays]
+    pad = size - len(part[0])
+    part = [np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in part]
+    outs.append(np.asarray(fn(*part))[:size - pad])
+  return np.concatenate(outs)
+
+
+SAMPLE_OUTPUTS = ('reconstruct_file', 'homotopy', 'latent_png')  # config.sample: autoencoders'
+
+
+def reject_sample_requests(config) -> None:
+  """An error naming the fix when config.sample asks an algorithm without a
+  `sample_outputs` hook for the autoencoders' outputs."""
+  wanted = [f'config.sample.{k}' for k in SAMPLE_OUTPUTS if config.sample[k]]
+  if wanted:
+    raise ValueError(f'{", ".join(wanted)}: the algorithm {config.algorithm!r} has no '
+                     'encoder; these need an autoencoder (ae, dae or vae). Unset them.')

@@ -23,6 +23,7 @@ sample = ae.sample
 encode_sentences = ae.encode_sentences
 reconstruct = ae.reconstruct
 homotopy = ae.homotopy
+sample_outputs = ae.sample_outputs
 
 
 def corrupt(rng: jax.Array, tokens: jax.Array, mask: jax.Array, axis_name=None, *, config):

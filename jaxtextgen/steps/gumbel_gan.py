@@ -17,16 +17,17 @@ gradient reaches every generator parameter through every y_t. The loss is
 config.gan.loss: 'nonsaturating', 'rsgan' (RelGAN's) or 'wgan' (a critic with
 weight clipping gan.clip after every update).
 
-Phases by step (`adversarial.phase_at`): MLE pretraining (or a pretrained
-generator, gan.generator_init), discriminator pretraining, then rounds of
-g_steps generator and d_steps discriminator updates, an MLE step after every
-gan.mle_every-th generator update, EMA of the generator (gan.ema_decay); one
-jitted `train_step` picks its update with `lax.switch`. Eval and sampling use
-hard samples (`adversarial.eval_step`, `adversarial.sample`).
+The schedule (`schedule`, `adversarial.gan_schedule`): MLE pretraining (or a
+pretrained generator, gan.generator_init), discriminator pretraining, then gan.rounds
+rounds (`train_step`, one update each) of g_steps generator and d_steps discriminator
+updates, an MLE step after every gan.mle_every-th generator update, EMA of the
+generator (gan.ema_decay). Eval and sampling use hard samples
+(`adversarial.eval_step`, `adversarial.sample`).
 
     from jaxtextgen.steps import gumbel_gan
     state = gumbel_gan.init(rng, config, batch)
-    state, metrics = gumbel_gan.train_step(state, batch, rng, config=config)
+    state, metrics = gumbel_gan.train_step(state, batches, rng, config=config)  # a round
+    # batches: the next g_steps + d_steps batches stacked [g + d, B, max_len]
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ import jax
 
 from jaxtextgen.steps import adversarial
 from jaxtextgen.steps.common import TrainState
-
-METRICS = ('loss', 'mle_loss', 'd_loss', 'd_real', 'd_fake', 'd_acc', 'g_loss', 'g_fake_score',
-           'beta')
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
@@ -63,8 +61,7 @@ def beta_of(state: TrainState, config, gumbel: bool):
 def mle_step(state, batch, rng, *, config, axis_name=None):
   """Pretraining: one teacher-forcing step of the generator (EMA = copy)."""
   state, loss = adversarial.mle_update(state, batch, rng, config=config, axis_name=axis_name)
-  return adversarial.with_ema(state, config, adversarial_update=False), {'loss': loss,
-                                                                          'mle_loss': loss}
+  return adversarial.with_ema(state, config, adversarial_update=False), {'loss': loss}
 
 
 def discriminator_step(state, batch, rng, *, config, axis_name=None, gumbel: bool = True):
@@ -73,9 +70,8 @@ def discriminator_step(state, batch, rng, *, config, axis_name=None, gumbel: boo
   real = adversarial.pad_time(batch['tokens'], config.data.max_len, config.vocab.pad_id)
   fakes = adversarial.soft_fakes(state.params['generator'], k_fake, real.shape[0], config=config,
                                  gumbel=gumbel, beta=beta_of(state, config, gumbel))
-  state, m = adversarial.discriminator_update(state, real, jax.lax.stop_gradient(fakes.probs),
-                                              k_d, config=config, axis_name=axis_name)
-  return state, {'loss': m['d_loss'], **m}
+  return adversarial.discriminator_update(state, real, jax.lax.stop_gradient(fakes.probs),
+                                         k_d, config=config, axis_name=axis_name)
 
 
 def generator_step(state, batch, rng, *, config, axis_name=None, gumbel: bool = True):
@@ -85,23 +81,26 @@ def generator_step(state, batch, rng, *, config, axis_name=None, gumbel: bool = 
   state, metrics = adversarial.soft_generator_update(state, batch, k_adv, config=config,
                                                      gumbel=gumbel, axis_name=axis_name)
   if config.gan.mle_every:
-    state, metrics['mle_loss'] = adversarial.interleaved_mle(state, batch, k_mle, config=config,
+    state, metrics['mle/loss'] = adversarial.interleaved_mle(state, batch, k_mle, config=config,
                                                              axis_name=axis_name)
   return adversarial.with_ema(state, config, adversarial_update=True), metrics
 
 
-def updates(gumbel: bool):
-  """(mle, discriminator, generator) updates for `adversarial.phase_step`."""
-  return (mle_step, functools.partial(discriminator_step, gumbel=gumbel),
-          functools.partial(generator_step, gumbel=gumbel))
+def train_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None,
+               gumbel: bool = True):
+  """One adversarial round (`adversarial.round_step`) on batches stacked
+  [g_steps + d_steps, B, T]. Returns (state, {'g/loss', 'g/beta', ..., 'd/loss', ...})."""
+  return adversarial.round_step(
+      state, batches, rng, config=config, axis_name=axis_name,
+      generator=functools.partial(generator_step, gumbel=gumbel),
+      discriminator=functools.partial(discriminator_step, gumbel=gumbel))
 
 
-def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """The update of this step's phase (MLE, discriminator or generator), chosen on
-  device by `lax.switch`. Returns (state, metrics); metrics always hold METRICS
-  plus 'phase' (index into adversarial.PHASES), NaN where not measured."""
-  return adversarial.phase_step(state, batch, rng, config=config, axis_name=axis_name,
-                                updates=updates(gumbel=True), metric_keys=METRICS)
+def schedule(config, gumbel: bool = True):
+  """mle (gan.mle_steps), d_pretrain (gan.d_pretrain_steps), round (gan.rounds)."""
+  return adversarial.gan_schedule(
+      config, mle=mle_step, discriminator=functools.partial(discriminator_step, gumbel=gumbel),
+      generator=functools.partial(generator_step, gumbel=gumbel))
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config, gumbel: bool = True):
@@ -113,4 +112,5 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config, gumbel: bool 
 
 
 finalize_eval = adversarial.finalize_eval
+evaluate_samples = adversarial.evaluate_samples
 sample = adversarial.sample

@@ -79,20 +79,39 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
   nll_sum, count = nll(gen, batch, config=config)
   sums = {'nll_sum': nll_sum, 'tokens': count, 'sentences': batch['weight'].sum()}
   if config.eval.bleu:
-    v, real = config.vocab, batch['tokens']
-    samples = draw(gen, jax.random.split(rng)[0], real.shape[0], config=config)
-    width = max(real.shape[1], config.data.max_len)
-    pad = lambda t: pad_time(t, width, v.pad_id)
-    words = lambda t, m: jnp.sum((m > 0) & (t != v.eos_id), axis=1).astype(jnp.int32)
-    sums['per_example'] = {'real': pad(real), 'real_len': words(real, batch['mask']),
-                           'fake': pad(samples.tokens),
-                           'fake_len': words(samples.tokens, samples.mask)}
+    samples = draw(gen, jax.random.split(rng)[0], batch['tokens'].shape[0], config=config)
+    sums['per_example'] = bleu_rows(batch, samples, config=config)
   return sums
+
+
+def bleu_rows(batch, samples, *, config) -> dict:
+  """'per_example' rows for BLEU of samples (`sampler.Samples`, one per sentence) against
+  the eval batch: real and sampled ids padded to one width, and their word counts (EOS
+  excluded); `bleu_metrics` scores the rows of the whole split."""
+  v, real = config.vocab, batch['tokens']
+  width = max(real.shape[1], config.data.max_len)
+  pad = lambda t: pad_time(t, width, v.pad_id)
+  words = lambda t, m: jnp.sum((m > 0) & (t != v.eos_id), axis=1).astype(jnp.int32)
+  return {'real': pad(real), 'real_len': words(real, batch['mask']),
+          'fake': pad(samples.tokens), 'fake_len': words(samples.tokens, samples.mask)}
+
+
+def bleu_metrics(rows: dict) -> dict:
+  """bleu{n} of the samples of `bleu_rows` against the eval split and self_bleu{n}
+  among them, n = 2..5 (`metrics.bleu`: nltk's sentence BLEU, smoothing method1)."""
+  words = lambda ids, lens: [tuple(map(int, r[:n])) for r, n in zip(ids, lens)]
+  refs, hyps = words(rows['real'], rows['real_len']), words(rows['fake'], rows['fake_len'])
+  table = bleu.BleuReference(refs, max_n=max(BLEU_ORDERS))
+  out = {}
+  for n in BLEU_ORDERS:
+    out[f'bleu{n}'] = table.bleu(hyps, n)
+    out[f'self_bleu{n}'] = bleu.self_bleu(hyps, n) if len(hyps) > 1 else float('nan')
+  return out
 
 
 def finalize_eval(sums: dict) -> dict:
   """NLL per token and per sentence (nats) and PPL = exp(total NLL / tokens),
-  where tokens count one EOS per sentence (DESIGN.md); with config.eval.bleu
+  where tokens count one EOS per sentence; with config.eval.bleu
   (sums['per_example'], which this pops), bleu{n} of the samples against the eval
   split and self_bleu{n} among them, n = 2..5 (`metrics.bleu`: nltk's sentence BLEU,
   smoothing method1)."""
@@ -101,12 +120,7 @@ def finalize_eval(sums: dict) -> dict:
   out = {'nll_per_token': per_token, 'nll_per_sentence': sums['nll_sum'] / sums['sentences'],
          'ppl': float(jnp.exp(per_token)), 'eval_sentences': sums['sentences']}
   if rows is not None:
-    words = lambda ids, lens: [tuple(map(int, r[:n])) for r, n in zip(ids, lens)]
-    refs, hyps = words(rows['real'], rows['real_len']), words(rows['fake'], rows['fake_len'])
-    table = bleu.BleuReference(refs, max_n=max(BLEU_ORDERS))
-    for n in BLEU_ORDERS:
-      out[f'bleu{n}'] = table.bleu(hyps, n)
-      out[f'self_bleu{n}'] = bleu.self_bleu(hyps, n) if len(hyps) > 1 else float('nan')
+    out.update(bleu_metrics(rows))
   return out
 
 
@@ -118,6 +132,23 @@ def draw(params, rng: jax.Array, num: int, *, config):
   return sample_tokens(make_decoder(config), {'params': params}, rng, batch=num,
                        length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                        pad_id=v.pad_id)
+
+
+def oracle_metrics(params, rng: jax.Array, *, config, data) -> dict:
+  """{'nll_oracle': NLL-oracle (`data.oracle.nll_oracle`)} of config.eval.num_samples fresh
+  samples of the generator `params`, drawn at temperature 1 (`draw`) whatever
+  config.sample says; {} without a synthetic oracle or samples."""
+  if data.oracle_params is None or not config.eval.num_samples:
+    return {}
+  from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
+  from jaxtextgen.train.parallel import to_host  # pylint: disable=g-import-not-at-top
+  samples = draw(params, rng, config.eval.num_samples, config=config).tokens
+  return {'nll_oracle': oracle.nll_oracle(data.oracle_params, to_host(samples))}
+
+
+def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
+  """The trainer's eval hook: NLL-oracle of the generator on the synthetic oracle."""
+  return oracle_metrics(state.params['generator'], rng, config=config, data=data)
 
 
 def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions) -> jax.Array:

@@ -9,9 +9,10 @@ generator: a copy during pretraining, then after every adversarial generator
 update rollout <- rate * rollout + (1 - rate) * generator (rate 0.8, SeqGAN's
 rollout.py, which also takes the generator's embedding table as it is).
 
-Phases by step (`adversarial.phase_at`): MLE pretraining, discriminator
-pretraining, then rounds of g_steps generator and d_steps discriminator
-updates; one jitted `train_step` picks its update with `lax.switch`.
+The schedule (`schedule`, `adversarial.gan_schedule`): MLE pretraining (`mle_step`),
+discriminator pretraining (`discriminator_step`), then gan.rounds adversarial rounds,
+each ONE update (`train_step`) of g_steps `generator_step`s and d_steps
+`discriminator_step`s on stacked real batches.
 
 The generator update. For B sampled sentences y of length T, the reward of
 token t is Q(y_<=t) = mean over N rollouts of D(rollout), each rollout
@@ -40,7 +41,9 @@ devices); with Adam this only changes how gradient clipping bites.
 
     from jaxtextgen.steps import seqgan
     state = seqgan.init(rng, config, batch)
-    state, metrics = seqgan.train_step(state, batch, rng, config=config)
+    state, metrics = seqgan.mle_step(state, batch, rng, config=config)  # pretraining
+    state, metrics = seqgan.train_step(state, batches, rng, config=config)  # a round:
+    # batches = the next g_steps + d_steps batches stacked [g + d, B, max_len]
 """
 
 from __future__ import annotations
@@ -58,8 +61,6 @@ from jaxtextgen.steps import adversarial, lm
 from jaxtextgen.steps.common import TrainState, global_sum, shift_right
 
 BASELINES = ('none', 'moving_average', 'rollout_mean', 'value')
-METRICS = ('loss', 'mle_loss', 'd_loss', 'd_real', 'd_fake', 'd_acc', 'reward', 'advantage_std',
-           'baseline', 'value_loss')
 
 
 # --- Monte-Carlo rollouts ----------------------------------------------------------------------
@@ -190,21 +191,21 @@ def _with_generator(state: TrainState, config, *, adversarial_update: bool) -> T
 
 
 def mle_step(state, batch, rng, *, config, axis_name=None):
-  """Pretraining: one teacher-forcing step of the generator."""
+  """Pretraining: one teacher-forcing step of the generator. Returns (state, {'loss'})."""
   state, loss = adversarial.mle_update(state, batch, rng, config=config, axis_name=axis_name)
   state = _with_generator(state, config, adversarial_update=False)
-  return state, {'loss': loss, 'mle_loss': loss}
+  return state, {'loss': loss}
 
 
 def discriminator_step(state, batch, rng, *, config, axis_name=None):
-  """One discriminator step: the real batch vs as many fresh generator samples."""
+  """One discriminator step: the real batch vs as many fresh generator samples.
+  Returns (state, `adversarial.discriminator_loss`'s metrics)."""
   k_sample, k_d = jax.random.split(rng)
   real = adversarial.pad_time(batch['tokens'], config.data.max_len, config.vocab.pad_id)
   fake = adversarial.sample_fakes(state.params['generator'], k_sample, real.shape[0],
                                   config=config).tokens
-  state, m = adversarial.discriminator_update(state, real, fake, k_d, config=config,
-                                              axis_name=axis_name)
-  return state, {'loss': m['d_loss'], **m}
+  return adversarial.discriminator_update(state, real, fake, k_d, config=config,
+                                         axis_name=axis_name)
 
 
 def sentence_rewards(state: TrainState, tokens: jax.Array, rng: jax.Array, *, config,
@@ -297,21 +298,25 @@ def generator_step(state, batch, rng, *, config, axis_name=None):
   state, metrics = policy_gradient_update(state, fakes.tokens, fakes.mask, rewards,
                                           config=config, axis_name=axis_name)
   if g.mle_every:
-    state, metrics['mle_loss'] = adversarial.interleaved_mle(state, batch, k_mle, config=config,
+    state, metrics['mle/loss'] = adversarial.interleaved_mle(state, batch, k_mle, config=config,
                                                              axis_name=axis_name)
   return _with_generator(state, config, adversarial_update=True), metrics
 
 
 # --- the interface -----------------------------------------------------------------------------
 
-def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """The update of this step's phase (MLE, discriminator or generator), chosen
-  on device by `lax.switch` (`adversarial.phase_step`). Returns (state, metrics);
-  metrics always hold the keys of METRICS plus 'phase' (index into
-  adversarial.PHASES), NaN where the phase does not measure them."""
-  return adversarial.phase_step(state, batch, rng, config=config, axis_name=axis_name,
-                                updates=(mle_step, discriminator_step, generator_step),
-                                metric_keys=METRICS)
+def train_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None):
+  """One adversarial round (`adversarial.round_step`): g_steps `generator_step`s, then
+  d_steps `discriminator_step`s, on batches stacked [g_steps + d_steps, B, T]. Returns
+  (state, {'g/loss', 'g/reward', ..., 'd/loss', 'd/acc', ...})."""
+  return adversarial.round_step(state, batches, rng, config=config, axis_name=axis_name,
+                                generator=generator_step, discriminator=discriminator_step)
+
+
+def schedule(config):
+  """mle (gan.mle_steps), d_pretrain (gan.d_pretrain_steps), round (gan.rounds)."""
+  return adversarial.gan_schedule(config, mle=mle_step, discriminator=discriminator_step,
+                                  generator=generator_step)
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
@@ -320,4 +325,5 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
 
 
 finalize_eval = adversarial.finalize_eval
+evaluate_samples = adversarial.evaluate_samples
 sample = adversarial.sample

@@ -12,12 +12,14 @@ Knobs (config.vae): the KL weight schedule w (constant, linear, logistic
 the decoder's input tokens to <unk> during training (Bowman et al.); free bits
 per dimension (Kingma et al. 2016, Li et al. 2019); an encoder initialised from
 an `ae` run (Li et al. 2019); He et al. 2019's aggressive encoder updates
-(`update_players`): for the first vae.aggressive_steps steps each step updates
-ONE player, vae.aggressive_encoder_updates encoder steps (each on a fresh batch)
-then one decoder step, so the encoder catches up with the decoder's posterior
-before the decoder moves. He et al. run the inner loop until the encoder's loss
-stops falling and end the phase when MI stops rising; here both are fixed
-counts, so a run stays a pure function of (seed, step) and resumes exactly.
+(`schedule`: phase 'aggressive', then 'train'): for the first vae.aggressive_steps
+steps (rounded up to whole rounds) each step updates ONE player, in rounds
+(`aggressive_round`, one fused update on k + 1 stacked batches) of
+k = vae.aggressive_encoder_updates encoder steps (each on a fresh batch) then one
+decoder step, so the encoder catches up with the decoder's posterior before the
+decoder moves. He et al. run the inner loop until the encoder's loss stops falling
+and end the phase when MI stops rising; here both are fixed counts, so a run stays a
+pure function of (seed, step) and resumes exactly.
 
     from jaxtextgen.steps import vae
     state = vae.init(rng, config, batch)
@@ -37,6 +39,9 @@ Eval (`finalize_eval`; nats per sentence unless said otherwise):
              at most log(number of eval sentences)
   active_units  dims with Var_x E_q[z|x] > 0.01 over the whole split
   bleu       corpus BLEU-4 of greedy decodes from the posterior means
+  bleu{n}, self_bleu{n}  with config.eval.bleu: BLEU-n (n = 2..5) of one temperature-1
+             prior sample per eval sentence against the eval split, and among themselves
+             (`lm.bleu_metrics`)
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ from jaxtextgen.metrics.device_bleu import corpus_bleu
 from jaxtextgen.models.latent import reparameterize
 from jaxtextgen.objectives import latent as latent_objectives
 from jaxtextgen.objectives.divergences import kl_gaussian
-from jaxtextgen.steps import autoencoding
+from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.steps import autoencoding, latent_outputs, lm
+from jaxtextgen.steps import schedule as schedule_lib
 from jaxtextgen.steps.autoencoding import encode, global_noise, sentence_nll
 from jaxtextgen.steps.common import TrainState, global_sum, shift_right
 
@@ -61,6 +68,7 @@ SCHEDULES = ('constant', 'linear', 'logistic', 'cyclical')
 encode_sentences = autoencoding.encode_sentences
 reconstruct = autoencoding.reconstruct
 homotopy = autoencoding.homotopy
+sample_outputs = latent_outputs.sample_outputs  # --mode=sample: reconstructions, ...
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
@@ -75,9 +83,7 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   if config.vae.iw_samples % max(config.vae.iw_chunk, 1) or config.vae.iw_chunk < 1:
     raise ValueError(f'config.vae.iw_samples={config.vae.iw_samples} must be a multiple of '
                      f'config.vae.iw_chunk={config.vae.iw_chunk} (>= 1).')
-  if config.vae.aggressive_steps and config.vae.aggressive_encoder_updates < 1:
-    raise ValueError('config.vae.aggressive_steps needs config.vae.aggressive_encoder_updates '
-                     f'>= 1; got {config.vae.aggressive_encoder_updates}.')
+  _check_aggressive(config)
   if config.vae.word_dropout and config.vocab.unk_id < 0:
     raise ValueError('config.vae.word_dropout needs an <unk> token, and this vocabulary has '
                      'none (the synthetic oracle); set config.vae.word_dropout=0.')
@@ -118,13 +124,23 @@ def decoder_inputs(rng: jax.Array | None, batch, *, config, axis_name=None) -> j
   return noise.replace_tokens(u, inputs, words, config.vae.word_dropout, v.unk_id)
 
 
-def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """One step on the (annealed, free-bits) negative ELBO per sentence.
+def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None,
+               players: tuple[str, ...] = ('encoder', 'decoder')):
+  """One step on the (annealed, free-bits) negative ELBO per sentence, updating
+  `players` (both; the aggressive phase updates one at a time).
 
   Returns (state, {'loss', 'rec_nll', 'kl', 'kl_weight', 'tokens'}); rec_nll and
   kl (the plain analytic KL) are per sentence.
   """
-  rng = jax.random.fold_in(rng, state.step)
+  grads, metrics = elbo_grads(state, batch, jax.random.fold_in(rng, state.step), config=config,
+                              axis_name=axis_name)
+  return autoencoding.apply_gradients(state, {p: grads[p] for p in players}), metrics
+
+
+def elbo_grads(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """Gradients {'encoder', 'decoder'} of the step's loss (the annealed, free-bits negative
+  ELBO per sentence, global over devices) with `rng` the step's key, and the metrics of
+  `train_step`. What `vae_gan` adds its adversarial gradient to."""
   k_z, k_words, k_drop = jax.random.split(rng, 3)
   tokens, mask, weight = batch['tokens'], batch['mask'], batch['weight']
   sentences = global_sum(weight.sum(), axis_name)
@@ -151,22 +167,39 @@ def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   grads, loss, rec, kl = global_sum((grads, loss, rec, kl), axis_name)
   metrics = {'loss': loss, 'rec_nll': rec, 'kl': kl, 'kl_weight': w,
              'tokens': global_sum(mask.sum(), axis_name)}
-  return update_players(state, grads, config=config), metrics
+  return {p: grads[p] for p in autoencoding.PLAYERS}, metrics
 
 
-def update_players(state: TrainState, grads: dict, *, config) -> TrainState:
-  """Both players' updates; during He et al.'s aggressive phase (the first
-  vae.aggressive_steps steps) only the encoder's, except every
-  (aggressive_encoder_updates + 1)-th step, which updates only the decoder."""
+def aggressive_round(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None):
+  """He et al.'s inner loop as one update: k = vae.aggressive_encoder_updates
+  encoder-only steps, then one decoder-only step, on batches stacked [k + 1, B, T].
+  Returns (state, {'encoder/<key>': mean over the encoder steps, 'decoder/<key>'})."""
+  k = config.vae.aggressive_encoder_updates
+  metrics = {}
+  for name, part in (('encoder', slice(0, k)), ('decoder', slice(k, k + 1))):
+    def body(s, batch, name=name):
+      return train_step(s, batch, rng, config=config, axis_name=axis_name, players=(name,))
+    state, m = jax.lax.scan(body, state, jax.tree.map(lambda x, p=part: x[p], batches))
+    metrics.update({f'{name}/{key}': v.mean() for key, v in m.items()})
+  return state, metrics
+
+
+def schedule(config):
+  """'train' (train_step) for the whole run, after vae.aggressive_steps rounded up to
+  rounds of aggressive_encoder_updates + 1 steps of 'aggressive' (aggressive_round)."""
   v = config.vae
-  if not v.aggressive_steps:
-    return autoencoding.apply_gradients(state, grads)
-  only = lambda *players: lambda s: autoencoding.apply_gradients(s, {p: grads[p] for p in players})
-  k = v.aggressive_encoder_updates
-  branch = jnp.where(state.step >= v.aggressive_steps, 0,
-                     jnp.where(jnp.mod(state.step, k + 1) < k, 1, 2))
-  return jax.lax.switch(branch, [only('encoder', 'decoder'), only('encoder'), only('decoder')],
-                        state)
+  _check_aggressive(config)
+  per_round = v.aggressive_encoder_updates + 1
+  rounds = -(-v.aggressive_steps // per_round) if v.aggressive_steps else 0
+  return schedule_lib.Schedule((
+      schedule_lib.Phase('aggressive', aggressive_round, rounds, batches=per_round),
+      schedule_lib.Phase('train', train_step, None)))
+
+
+def _check_aggressive(config) -> None:
+  if config.vae.aggressive_steps and config.vae.aggressive_encoder_updates < 1:
+    raise ValueError('config.vae.aggressive_steps needs config.vae.aggressive_encoder_updates '
+                     f'>= 1; got {config.vae.aggressive_encoder_updates}.')
 
 
 def iw_log_marginal(state: TrainState, batch, rng: jax.Array, mean, logvar, *, config):
@@ -205,7 +238,22 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   if config.vae.iw_samples:
     log_px = iw_log_marginal(state, batch, k_iw, mean, logvar, config=config)
     sums['iw_nll_sum'] = -jnp.where(real, log_px, 0.0).sum()
+  if config.eval.bleu:  # one temperature-1 prior sample per eval sentence
+    prior = prior_draw(state.params['decoder'], jax.random.fold_in(rng, 1), tokens.shape[0],
+                       config=config)
+    sums['per_example'].update(lm.bleu_rows(batch, prior, config=config))
   return sums
+
+
+def prior_draw(decoder_params, rng: jax.Array, num: int, *, config):
+  """`num` sentences (`sampler.Samples`) from z ~ N(0, I) at temperature 1: the model's
+  distribution, which metrics use whatever config.sample says."""
+  k_z, k_tok = jax.random.split(rng)
+  z = jax.random.normal(k_z, (num, config.ae.latent_dim))
+  v = config.vocab
+  return sample_tokens(autoencoding.make_decoder(config), {'params': decoder_params}, k_tok,
+                       batch=num, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+                       pad_id=v.pad_id, cond=z)
 
 
 def _split_mutual_information(rows: dict | None) -> float:
@@ -229,6 +277,8 @@ def finalize_eval(sums: dict) -> dict:
              n),
          'bleu': corpus_bleu({k: v for k, v in sums.items() if k.startswith('bleu_')}),
          'eval_sentences': n}
+  if 'fake' in sums.get('per_example', {}):
+    out.update(lm.bleu_metrics(sums['per_example']))
   if 'iw_nll_sum' in sums:
     out.update(iw_nll=sums['iw_nll_sum'] / n, nll_per_token=sums['iw_nll_sum'] / tokens,
                ppl=float(np.exp(sums['iw_nll_sum'] / tokens)))

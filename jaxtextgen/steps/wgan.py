@@ -14,12 +14,15 @@ gan.d_steps (n_critic) updates per generator update; the generator minimises
 -mean(f(fake)). The WGAN recipe: RMSProp 5e-5 for both (gan.d_optimizer /
 d_learning_rate, gan.g_optimizer / g_learning_rate), c = 0.01, n_critic = 5.
 
-Everything else (phases, MLE pretraining or gan.generator_init, gan.mle_every,
-EMA, eval, sampling) is gumbel_gan's, with softmax instead of Gumbel fakes.
+The clipping is the last transform of the critic's optax chain. Everything else
+(the schedule, MLE pretraining or gan.generator_init, gan.mle_every, EMA, eval,
+sampling) is gumbel_gan's, with softmax instead of Gumbel fakes. The critic reports
+'d/gap' (mean real minus fake score, its Wasserstein estimate), not an accuracy.
 
     from jaxtextgen.steps import wgan
     state = wgan.init(rng, config, batch)
-    state, metrics = wgan.train_step(state, batch, rng, config=config)
+    state, metrics = wgan.train_step(state, batches, rng, config=config)  # a round
+    # batches: the next g_steps + d_steps (n_critic) batches stacked [g + d, B, max_len]
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ import jax
 
 from jaxtextgen.steps import adversarial, gumbel_gan
 from jaxtextgen.steps.common import TrainState
-
-METRICS = gumbel_gan.METRICS
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
@@ -44,11 +45,16 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   return gumbel_gan.init(rng, config, sample_batch)
 
 
-def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """The update of this step's phase (MLE, critic or generator), chosen on device by
-  `lax.switch`. Returns (state, metrics) with the keys of METRICS plus 'phase'."""
-  return adversarial.phase_step(state, batch, rng, config=config, axis_name=axis_name,
-                                updates=gumbel_gan.updates(gumbel=False), metric_keys=METRICS)
+def train_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None):
+  """One round: g_steps generator updates, then d_steps (n_critic) critic updates, on
+  batches stacked [g_steps + d_steps, B, T] (`gumbel_gan.train_step` on softmax fakes)."""
+  return gumbel_gan.train_step(state, batches, rng, config=config, axis_name=axis_name,
+                               gumbel=False)
+
+
+def schedule(config):
+  """gumbel_gan's schedule on softmax fakes."""
+  return gumbel_gan.schedule(config, gumbel=False)
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
@@ -58,4 +64,5 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
 
 
 finalize_eval = adversarial.finalize_eval
+evaluate_samples = adversarial.evaluate_samples
 sample = adversarial.sample

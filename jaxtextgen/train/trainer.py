@@ -1,23 +1,28 @@
 """The one generic loop: every algorithm trains, evaluates and samples through it.
 
 `train_and_evaluate(config, workdir)` builds the data and the algorithm named by
-the config, jits its step over a data-parallel mesh, evaluates periodically,
-checkpoints every N steps, at the end and on SIGTERM, and resumes exactly from
-the latest checkpoint in `workdir`: same seed, same data order from that step,
-same per-step keys (folded from the step), so an interrupted run reproduces an
-uninterrupted one bit for bit.
+the config, runs its schedule of named updates (`steps.schedule`: one phase of
+`train_step` unless the algorithm declares `schedule(config)`), each update jitted
+once over a data-parallel mesh, evaluates periodically, checkpoints every N steps,
+at the end and on SIGTERM, and resumes exactly from the latest checkpoint in
+`workdir`: same seed, same data order from that step, same per-step keys (folded
+from the step), so an interrupted run reproduces an uninterrupted one bit for bit.
+
+A step is one real batch consumed; an update of k stacked batches (an adversarial
+round) advances it by k, and every cadence (log_every, eval_every,
+checkpoint_every) fires at the first update boundary at or after each multiple.
+Train rows hold each metric's mean over the updates of the log window (NaNs, which an
+update reports for what it did not measure this time, skipped), under
+'<phase>/<key>' when the schedule has several phases.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
-import math
 import os
 import signal
-import sys
 import time
 
 import jax
@@ -27,6 +32,8 @@ import numpy as np
 
 from jaxtextgen import steps
 from jaxtextgen.data import pipeline
+from jaxtextgen.steps import common
+from jaxtextgen.steps import schedule as schedule_lib
 from jaxtextgen.train import parallel
 from jaxtextgen.train.checkpoint import Checkpointer
 from jaxtextgen.train.writer import MetricWriter
@@ -48,15 +55,33 @@ class Run:
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.vocab.update(self.data.spec)
-      if config.num_train_steps <= 0:
-        config.num_train_steps = max(
-            1, int(config.num_epochs * len(self.data.train) // config.batch_size))
+      self.schedule = self._resolve_schedule(config)
     self.config = config
     self._write_config()
     root = jax.random.key(config.seed)
     self.init_rng, self.train_rng, self.eval_rng = jax.random.split(root, 3)
     self.checkpointer = Checkpointer(workdir, config.keep_checkpoints)
     self.repl = parallel.replicated(self.mesh)
+
+  def _resolve_schedule(self, config) -> schedule_lib.Schedule:
+    """The algorithm's schedule with its lengths; sets config.num_train_steps to the
+    run's length (from num_epochs when <= 0 and the schedule follows it)."""
+    if hasattr(self.algo, 'schedule'):
+      sched = self.algo.schedule(config)
+    else:
+      sched = schedule_lib.single(self.algo.train_step)
+    if sched.open:
+      if config.num_train_steps <= 0:
+        config.num_train_steps = max(
+            1, int(config.num_epochs * len(self.data.train) // config.batch_size))
+      return sched.resolve(config.num_train_steps)
+    if 0 < config.num_train_steps != sched.total_steps:
+      raise ValueError(f'config.num_train_steps={config.num_train_steps}: a {config.algorithm} '
+                       f'run is as long as its schedule, {sched.describe()} = '
+                       f'{sched.total_steps} steps (real batches); change its phases instead '
+                       '(e.g. config.gan.rounds) and leave config.num_train_steps at -1.')
+    config.num_train_steps = sched.total_steps
+    return sched
 
   def _write_config(self) -> None:
     if not self.is_chief:
@@ -91,10 +116,9 @@ class Run:
 
   # --- evaluation ------------------------------------------------------------------------
   def evaluate(self, state, step: int) -> dict:
-    """Eval-split metrics (sums over the whole split, then finalised), for the
-    synthetic oracle NLL-oracle of config.eval.num_samples generator samples, and
-    whatever the algorithm's optional `evaluate_samples(state, rng, *, config, vocab)`
-    measures on samples of its own (e.g. a judge's accuracy on conditional samples)."""
+    """Eval-split metrics (sums over the whole split, then finalised), and whatever the
+    algorithm's optional hook `evaluate_samples(state, rng, *, config, data)` measures
+    on samples of its own (NLL-oracle, a judge's accuracy on conditional samples)."""
     cfg, rng = self.config, jax.random.fold_in(self.eval_rng, step)
     metrics = {}
     if self.data.eval is not None:
@@ -112,21 +136,16 @@ class Run:
         # whose aggregate posterior spans the whole split) come back as rows.
         per_example = out.pop('per_example', None)
         if per_example is not None:
-          real = _to_host(batch['weight']) > 0
-          rows.append(jax.tree.map(lambda x: _to_host(x)[real], per_example))
+          real = parallel.to_host(batch['weight']) > 0
+          rows.append(jax.tree.map(lambda x: parallel.to_host(x)[real], per_example))
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
       sums = jax.tree.map(np.asarray, jax.device_get(sums))
       if rows:
         sums['per_example'] = jax.tree.map(lambda *xs: np.concatenate(xs), *rows)
       metrics.update(self.algo.finalize_eval(sums))
-    if self.data.oracle_params is not None and cfg.eval.num_samples:
-      from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
-      samples = self.algo.sample(state, jax.random.fold_in(rng, 1), cfg.eval.num_samples,
-                                 config=cfg)
-      metrics['nll_oracle'] = oracle.nll_oracle(self.data.oracle_params, _to_host(samples))
     if hasattr(self.algo, 'evaluate_samples'):  # metrics of the algorithm's own samples
       metrics.update(self.algo.evaluate_samples(state, jax.random.fold_in(rng, 3), config=cfg,
-                                                vocab=self.data.vocab))
+                                                data=self.data))
     return {k: float(v) for k, v in metrics.items()}
 
   def write_eval(self, step: int, metrics: dict) -> str:
@@ -135,6 +154,11 @@ class Run:
       with open(path, 'w', encoding='utf-8') as f:
         json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
     return path
+
+  # --- what sample_outputs hooks write through (`outputs`) ------------------------------------
+  def path(self, name: str) -> str:
+    """WORKDIR/name (write it on the chief only: `is_chief`)."""
+    return os.path.join(self.workdir, name)
 
   def write_text(self, name: str, lines: list[str]) -> str:
     """WORKDIR/name with one line per entry (chief only); returns the path."""
@@ -165,49 +189,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.algorithm` in `workdir` (resuming if it holds a checkpoint) and
   returns the final eval metrics."""
   run = Run(config, workdir)
-  cfg = run.config
+  cfg, sched = run.config, run.schedule
   state, start = run.restore_or_init()
   total = cfg.num_train_steps
+  if start < total:
+    sched.locate(start)  # a checkpoint of another schedule: say so before any work
   writer = MetricWriter(workdir, resume_step=start, enabled=run.is_chief)
-  train_fn = parallel.jit_step(run.algo.train_step, run.mesh, config=cfg)
+  updates = _PhaseUpdates(run)
   batches = pipeline.train_iterator(
       run.data.train, start_step=start, batch_size=cfg.batch_size, seed=cfg.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
       sort_chunk=cfg.data.sort_chunk, trim_multiple=cfg.data.trim_multiple)
-  logging.info('%s on %d device(s): steps %d -> %d, global batch %d, %d train sentences',
-               cfg.algorithm, run.mesh.size, start, total, cfg.batch_size, len(run.data.train))
+  logging.info('%s on %d device(s): steps %d -> %d (%s), global batch %d, %d train sentences',
+               cfg.algorithm, run.mesh.size, start, total, sched.describe(), cfg.batch_size,
+               len(run.data.train))
   stop = _StopFlag()
-  metrics, eval_metrics = None, {}
+  eval_metrics = {}
   if cfg.eval.at_start and start == 0:  # the starting point, e.g. of a pretrained generator
     start_metrics = run.evaluate(state, 0)
     writer.write(0, start_metrics, prefix='eval/')
     logging.info('eval at step 0: %s', _fmt(start_metrics))
   t0, last_t, last_step, tokens = time.time(), time.time(), start, 0.0
+  window = _load_window(workdir, start)  # the log window a stopped run left open
+  step = start
   try:
-    for step in range(start, total):
-      batch = next(batches)
-      tokens += float(batch['mask'].sum()) * jax.process_count()  # host numpy: no device sync
-      state, metrics = train_fn(state, parallel.to_global(batch, run.mesh), run.train_rng)
-      done = step + 1
-      if done % cfg.log_every == 0 or done == total:
-        m = jax.device_get(metrics)  # the only host sync of the loop
+    while step < total:
+      index, done_updates = sched.locate(step)
+      phase = sched.phases[index]
+      batch, local_tokens = _next_batch(batches, phase.batches, run)
+      tokens += local_tokens * jax.process_count()
+      state, metrics = updates(index)(state, batch, run.train_rng)
+      window.append(schedule_lib.metric_names(phase, metrics, prefixed=len(sched.phases) > 1))
+      prev, step = step, step + phase.batches
+      if _crossed(prev, step, cfg.log_every) or step == total:
+        m = window_mean(jax.device_get(window))  # the only host sync of the loop
         now = time.time()
-        rate = (done - last_step) / max(now - last_t, 1e-9)
+        rate = (step - last_step) / max(now - last_t, 1e-9)
         tokens_per_s = tokens / max(now - last_t, 1e-9)
-        writer.write(done, {**m, 'steps_per_s': rate, 'tokens_per_s': tokens_per_s})
-        eta = (total - done) / max(rate, 1e-9)
-        logging.info('step %d/%d  loss %.4f  %.1f steps/s  %.0f tokens/s  ETA %s', done, total,
-                     float(m.get('loss', math.nan)), rate, tokens_per_s, _hms(eta))
-        last_t, last_step, tokens = now, done, 0.0
-      if cfg.eval_every and done % cfg.eval_every == 0 and done != total:
-        eval_metrics = run.evaluate(state, done)
-        writer.write(done, eval_metrics, prefix='eval/')
-        logging.info('eval at step %d: %s', done, _fmt(eval_metrics))
-        last_t, last_step, tokens = time.time(), done, 0.0  # rates measure training only
-      if done % cfg.checkpoint_every == 0 or done == total or stop.requested:
-        run.checkpointer.save(done, state)
+        writer.write(step, {**m, 'steps_per_s': rate, 'tokens_per_s': tokens_per_s})
+        where = (f'  [{phase.name} {done_updates + 1}/{phase.updates}]'
+                 if len(sched.phases) > 1 else '')
+        losses = '  '.join(f'{k} {v:.4f}' for k, v in sorted(m.items())
+                           if k == 'loss' or k.endswith('/loss'))
+        logging.info('step %d/%d%s  %s  %.1f steps/s  %.0f tokens/s  ETA %s', step, total,
+                     where, losses, rate, tokens_per_s, _hms((total - step) / max(rate, 1e-9)))
+        last_t, last_step, tokens, window = now, step, 0.0, []
+      if _crossed(prev, step, cfg.eval_every) and step != total:
+        eval_metrics = run.evaluate(state, step)
+        writer.write(step, eval_metrics, prefix='eval/')
+        logging.info('eval at step %d: %s', step, _fmt(eval_metrics))
+        last_t, last_step, tokens = time.time(), step, 0.0  # rates measure training only
+      if _crossed(prev, step, cfg.checkpoint_every) or step == total or stop.requested:
+        run.checkpointer.save(step, state)
+        window = jax.device_get(window)
+        if run.is_chief:
+          _save_window(workdir, step, window)
       if stop.requested:
-        logging.warning('stopped at step %d; run again with the same --workdir to resume', done)
+        logging.warning('stopped at step %d; run again with the same --workdir to resume', step)
         return {}
     if start < total or not eval_metrics:
       eval_metrics = run.evaluate(state, total)
@@ -223,6 +261,68 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
 
 
+class _PhaseUpdates:
+  """Each phase's update, jitted once (on first use) with its batch layout."""
+
+  def __init__(self, run: Run):
+    self._run, self._fns = run, {}
+
+  def __call__(self, index: int):
+    if index not in self._fns:
+      phase = self._run.schedule.phases[index]
+      self._fns[index] = parallel.jit_step(phase.update, self._run.mesh, config=self._run.config,
+                                           stacked=phase.batches > 1)
+    return self._fns[index]
+
+
+def _next_batch(batches, k: int, run: Run) -> tuple[dict, float]:
+  """(the next real batch as global arrays, or the next k stacked [k, B, max_len];
+  this process's target tokens in it, counted on the host: no device sync)."""
+  if k == 1:
+    batch = next(batches)
+  else:
+    batch = pipeline.stack_batches([next(batches) for _ in range(k)], run.config.data.max_len,
+                                   run.config.vocab.pad_id)
+  return parallel.to_global(batch, run.mesh, stacked=k > 1), float(batch['mask'].sum())
+
+
+def _save_window(workdir: str, step: int, rows: list[dict]) -> None:
+  """The metrics of the open log window at checkpoint `step` (window.json), so that a
+  run resumed from that checkpoint logs the rows of an uninterrupted one."""
+  path = os.path.join(workdir, 'window.json')
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    json.dump({'step': step, 'rows': [{k: float(v) for k, v in r.items()} for r in rows]}, f)
+  os.replace(path + '.tmp', path)
+
+
+def _load_window(workdir: str, step: int) -> list[dict]:
+  """The open window saved with the checkpoint of `step`; none if it belongs to another."""
+  path = os.path.join(workdir, 'window.json')
+  try:
+    with open(path, encoding='utf-8') as f:
+      saved = json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return []
+  return saved['rows'] if saved.get('step') == step else []
+
+
+def _crossed(prev: int, step: int, every: int) -> bool:
+  """Whether (prev, step] holds a multiple of `every` (0: never)."""
+  return every > 0 and step // every > prev // every
+
+
+def window_mean(rows: list[dict]) -> dict:
+  """Each metric's mean over the rows (updates) that report it, NaNs skipped; a metric
+  that is NaN in every row is left out."""
+  out = {}
+  for key in sorted({k for row in rows for k in row}):
+    values = np.asarray([float(row[key]) for row in rows if key in row], np.float64)
+    values = values[~np.isnan(values)]
+    if values.size:
+      out[key] = float(values.mean())
+  return out
+
+
 def evaluate_checkpoint(config, workdir: str) -> dict:
   """--mode=eval: metrics of the latest checkpoint, also written to eval_<step>.json."""
   run = Run(config, workdir)
@@ -234,123 +334,25 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
 
 def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]:
   """--mode=sample: `num` decoded samples of the latest checkpoint (written to
-  samples_<step>.txt) and, for autoencoders, what config.sample asks for:
-  reconstructions of sentences from a file or stdin, a homotopy between two
-  sentences, a PNG of the latent space. Returns the lines to print."""
+  samples_<step>.txt), then whatever the algorithm's optional hook
+  `sample_outputs(state, rng, step, *, config, data, outputs)` adds (the autoencoders:
+  reconstructions of a file, a homotopy, a latent PNG). Returns the lines to print."""
   run = Run(config, workdir)
-  _check_latent_request(run)
+  hook = getattr(run.algo, 'sample_outputs', None)
+  if hook is None:
+    common.reject_sample_requests(run.config)
   state, step = run.restore_or_init(require=True)
   num = run.config.sample.num if num is None else num
   lines = []
   if num > 0:
     tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
                              config=run.config)
-    lines = [run.data.vocab.decode(t) for t in _to_host(tokens)]
+    lines = [run.data.vocab.decode(t) for t in parallel.to_host(tokens)]
     run.write_text(f'samples_{step}.txt', lines)
-  return lines + _latent_outputs(run, state, step)
-
-
-def _check_latent_request(run: Run) -> bool:
-  """Whether config.sample asks for autoencoder outputs; an error if the algorithm
-  has no encoder to give them."""
-  s = run.config.sample
-  wanted = [f'config.sample.{k}' for k in ('reconstruct_file', 'homotopy', 'latent_png')
-            if s[k]]
-  if wanted and not hasattr(run.algo, 'encode_sentences'):
-    raise ValueError(f'{", ".join(wanted)}: the algorithm {run.config.algorithm!r} has no '
-                     'encoder; these need an autoencoder (ae, dae or vae). Unset them.')
-  return bool(wanted)
-
-
-def _latent_outputs(run: Run, state, step: int) -> list[str]:
-  """The autoencoder-only outputs of --mode=sample (config.sample)."""
-  cfg, s, vocab = run.config, run.config.sample, run.data.vocab
-  if not _check_latent_request(run):
-    return []
-  batch = cfg.eval_batch_size
-
-  def run_chunked(fn, split):  # fn(state, tokens, mask) over eval-batch-sized chunks
-    fn = jax.jit(functools.partial(fn, config=cfg))
-    return _in_chunks(lambda t, m: _to_host(fn(state, t, m)), (split.tokens, split.mask), batch)
-
-  def tokenize(texts, name):
-    return pipeline.tokenize(texts, None, vocab, cfg.data.max_len, name=name)
-
-  out = []
-  if s.reconstruct_file:
-    texts = read_sentences(s.reconstruct_file, 'config.sample.reconstruct_file')
-    decoded = run_chunked(run.algo.reconstruct, tokenize(texts, s.reconstruct_file))
-    rows = [f'{a}\t{vocab.decode(b)}' for a, b in zip(texts, decoded)]
-    path = run.write_text(f'reconstructions_{step}.txt', rows)
-    out += [f'# reconstructions (input TAB greedy decode of its code), also in {path}'] + rows
-  if s.homotopy:
-    ends = [t.strip() for t in s.homotopy.split('|||')]
-    if len(ends) != 2 or not all(ends):
-      raise ValueError(f"config.sample.homotopy={s.homotopy!r}: give two sentences separated "
-                       "by '|||', e.g. 'the market fell . ||| he said yes .'")
-    if s.homotopy_steps < 2:
-      raise ValueError(f'config.sample.homotopy_steps={s.homotopy_steps}: need at least 2.')
-    split = tokenize(ends, 'config.sample.homotopy')
-    path_tokens = _to_host(run.algo.homotopy(state, jnp.asarray(split.tokens),
-                                             jnp.asarray(split.mask), s.homotopy_steps,
-                                             config=cfg))
-    rows = [vocab.decode(t) for t in path_tokens]
-    path = run.write_text(f'homotopy_{step}.txt', rows)
-    out += [f'# homotopy, {s.homotopy_steps} points from a to b, also in {path}'] + rows
-  if s.latent_png:
-    if run.data.eval is None:
-      raise ValueError('config.sample.latent_png needs an eval split (config.data.eval_split).')
-    n = min(len(run.data.eval), s.latent_max_sentences)
-    split = run.data.eval
-    codes = run_chunked(run.algo.encode_sentences,
-                        pipeline.TokenizedSplit(split.tokens[:n], split.mask[:n],
-                                                split.labels[:n], 0))
-    path = os.path.join(run.workdir, f'latent_{step}.png')
-    if run.is_chief:
-      from jaxtextgen.metrics import projection  # pylint: disable=g-import-not-at-top
-      projection.write_latent_png(codes, split.labels[:n], path, title=(
-          f'{cfg.algorithm} posterior means, {n} {cfg.data.eval_split} sentences, step {step}'))
-    out.append(f'# latent PNG ({n} {cfg.data.eval_split} sentences, PCA): {path}')
-  return out
-
-
-def _in_chunks(fn, arrays: tuple[np.ndarray, ...], size: int) -> np.ndarray:
-  """fn over rows of `arrays` in chunks of exactly `size` rows (the last one padded
-  with zeros, its padding dropped from the output): one compiled shape."""
-  outs = []
-  for i in range(0, len(arrays[0]), size):
-    part = [a[i:i + size] for a in arrays]
-    pad = size - len(part[0])
-    part = [np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in part]
-    outs.append(np.asarray(fn(*part))[:size - pad])
-  return np.concatenate(outs)
-
-
-def read_sentences(path: str, what: str) -> list[str]:
-  """Non-empty lines of a UTF-8 text file ('-': stdin), stripped."""
-  try:
-    raw = sys.stdin.buffer.read() if path == '-' else open(path, 'rb').read()
-  except FileNotFoundError:
-    raise FileNotFoundError(f'{what}={path!r}: no such file; give a text file with one '
-                            "sentence per line, or '-' to read stdin.") from None
-  try:
-    text = raw.decode('utf-8')
-  except UnicodeDecodeError as e:
-    line = raw[:e.start].count(b'\n') + 1
-    raise ValueError(f'{what}={path!r}: line {line} is not UTF-8 (byte offset {e.start}); '
-                     're-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).') from None
-  lines = [l.strip() for l in text.splitlines() if l.strip()]
-  if not lines:
-    raise ValueError(f'{what}={path!r} holds no sentences; give one sentence per line.')
+  if hook is not None:
+    lines += hook(state, jax.random.fold_in(run.eval_rng, 2 * step + 2), step, config=run.config,
+                  data=run.data, outputs=run)
   return lines
-
-
-def _to_host(x) -> np.ndarray:
-  """A (possibly multi-host, sharded) array as one numpy array on every process."""
-  if isinstance(x, jax.Array) and not x.is_fully_addressable:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  return np.asarray(jax.device_get(x))
 
 
 def _hms(seconds: float) -> str:

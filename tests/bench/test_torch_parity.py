@@ -276,8 +276,8 @@ def _gumbel_config(loss='rsgan', hard=False, eos=2):
 
 
 def _library_fake_key(rng, step: int, *, generator: bool):
-  """The key of the fakes that `gumbel_gan.train_step(state, batch, rng)` draws at `step`:
-  phase_step folds in the step; generator_step splits off k_adv and soft_generator_update
+  """The key of the fakes that the schedule's `adversarial.counted(gumbel_gan.generator_step)`
+  (or discriminator_step) draws at `step`: counted folds in the step; generator_step splits off k_adv and soft_generator_update
   k_fake from it (discriminator_step splits off k_fake directly)."""
   key = jax.random.split(jax.random.fold_in(rng, step))[0]
   return jax.random.split(key)[0] if generator else key
@@ -314,8 +314,7 @@ def test_gumbel_gan_generator_step_matches(loss, hard):
   batch = padded_batch(9, B, T, V, first_word=4, eos=2)
   state = gumbel_gan.init(jax.random.key(9), c, batch)
   rng = jax.random.key(10)
-  new, metrics = gumbel_gan.train_step(state, batch, rng, config=c)
-  assert int(metrics['phase']) == adversarial.G
+  new, metrics = adversarial.counted(gumbel_gan.generator_step)(state, batch, rng, config=c)
   grads = _param_delta(state.params['generator'], new.params['generator'])
   k_fake = _library_fake_key(rng, 0, generator=True)
   noise = _library_gumbel_noise(k_fake, B, c)
@@ -329,13 +328,13 @@ def test_gumbel_gan_generator_step_matches(loss, hard):
                              fakes.probs, **TOL)
   t_loss = step.g_loss(tb['tokens'], torch.tensor(c.gan.gumbel_beta_max), tnoise)
   t_loss.backward()
-  np.testing.assert_allclose(t_loss.item(), float(metrics['g_loss']), rtol=1e-5)
+  np.testing.assert_allclose(t_loss.item(), float(metrics['loss']), rtol=1e-5)
   _assert_grads(step.generator, convert.decoder_state_dict(grads))
 
   step.generator.zero_grad(set_to_none=True)
   step.discriminator.zero_grad(set_to_none=True)
   t_loss = step.generator_step(tb, noise=tnoise)
-  np.testing.assert_allclose(t_loss.item(), float(metrics['g_loss']), rtol=1e-5)
+  np.testing.assert_allclose(t_loss.item(), float(metrics['loss']), rtol=1e-5)
   _assert_params(step.generator, convert.decoder_state_dict(new.params['generator']))
   assert all(p.requires_grad for p in step.discriminator.parameters())
   assert all(p.grad is None for p in step.discriminator.parameters())  # D was frozen
@@ -349,15 +348,15 @@ def test_gumbel_gan_discriminator_step_matches(loss):
   batch = padded_batch(11, B, T, V, first_word=4, eos=2)
   state = gumbel_gan.init(jax.random.key(11), c, batch)
   rng = jax.random.key(12)
-  new, metrics = gumbel_gan.train_step(state, batch, rng, config=c)
-  assert int(metrics['phase']) == adversarial.D_PRETRAIN
+  new, metrics = adversarial.counted(gumbel_gan.discriminator_step)(state, batch, rng,
+                                                                    config=c)
   out = state.params['discriminator']['output']
   l2 = 0.5 * (np.square(out['kernel']).sum() + np.square(out['bias']).sum())
 
   step = _gumbel_torch(c, state)
   noise = torch.tensor(_library_gumbel_noise(_library_fake_key(rng, 0, generator=False), B, c))
   t_loss = step.discriminator_step(_torch_batch(batch), noise=noise)
-  np.testing.assert_allclose(t_loss.item(), float(metrics['d_loss']) + c.gan.d_l2 * l2,
+  np.testing.assert_allclose(t_loss.item(), float(metrics['loss']) + c.gan.d_l2 * l2,
                              rtol=1e-5)
   _assert_params(step.discriminator, convert.discriminator_state_dict(
       new.params['discriminator'], c.gan.d_filter_sizes))
@@ -365,7 +364,7 @@ def test_gumbel_gan_discriminator_step_matches(loss):
 
 def test_gumbel_beta_matches_library():
   c = _gumbel_config()
-  c.gan.gumbel_beta_max, c.num_train_steps = 100.0, 50
+  c.gan.gumbel_beta_max, c.gan.rounds = 100.0, 25  # N = 25 adversarial generator updates
   for schedule in ('const', 'lin', 'exp', 'log', 'sigmoid', 'quad', 'sqrt'):
     c.gan.gumbel_schedule = schedule
     for step in (0, 1, 7, 24, 49):  # rounds of 1 G + 1 D step: n = ceil(step / 2)
@@ -375,12 +374,17 @@ def test_gumbel_beta_matches_library():
                                  float(adversarial.gumbel_beta(step, c)), rtol=1e-5)
 
 
-@pytest.mark.parametrize('seqgan_step,phase', [('generator', 'g'), ('discriminator', 'd_pretrain')])
-def test_gumbel_bench_config_fixes_the_phase(seqgan_step, phase):
-  """The harness makes every gumbel_gan train_step the update being measured."""
+@pytest.mark.parametrize('seqgan_step', ['generator', 'discriminator'])
+def test_gumbel_bench_times_the_update_it_names(seqgan_step):
+  """The harness times the schedule's own generator or discriminator update."""
   c, _ = harness.bench_config(_gumbel_config(), vocab_size=V, seqgan_step=seqgan_step)
-  phases = {adversarial.PHASES[int(adversarial.phase_at(s, c))] for s in (0, 1, 2, 5, 1000)}
-  assert phases == {phase}
+  batch = padded_batch(13, B, T, V, first_word=4, eos=2)
+  state = gumbel_gan.init(jax.random.key(13), c, batch)
+  new, _ = harness.bench_update(gumbel_gan, seqgan_step)(state, batch, jax.random.key(1),
+                                                         config=c)
+  moved = {p for p in ('generator', 'discriminator') if not all(jax.tree.leaves(jax.tree.map(
+      np.array_equal, jax.device_get(state.params[p]), jax.device_get(new.params[p]))))}
+  assert moved == {seqgan_step}
   assert 'gumbel_gan' in torch_steps.STEPS
 
 

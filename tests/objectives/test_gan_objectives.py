@@ -174,15 +174,24 @@ def test_clip_weights_transform_keeps_params_clipped_through_training():
   for _ in range(5):
     prev = params
     params, state, updates = step(params, state)
-    # Up to the rounding of p + (clip(p + u) - p), which can overshoot c
-    # by about an ulp.
-    assert _leaves_within(params, c * (1 + 1e-6))
+    assert _leaves_within(params, c)  # exactly: the transform clips a few ulps inside
     # Same params as updating without the transform and clipping after.
     raw_updates = jax.tree_util.tree_map(lambda new, p: new - p, params, prev)
     np.testing.assert_allclose(
         np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)]),
         np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(
             gan.apply_updates_and_clip(prev, raw_updates, c))]), atol=1e-8)
+
+
+def test_clip_weights_transform_bound_is_exact_for_far_moves():
+  # p far from the bound makes clip(p + u) - p inexact; the result still lies in [-c, c].
+  c = 0.01
+  p = jax.random.uniform(jax.random.key(0), (100_000,), minval=-c, maxval=c)
+  u = jax.random.normal(jax.random.key(1), (100_000,))
+  tx = gan.clip_weights_transform(c)
+  new = optax.apply_updates(p, tx.update(u, tx.init(p), p)[0])
+  assert float(jnp.max(jnp.abs(new))) <= c
+  assert float(jnp.max(jnp.abs(new))) >= c * (1 - 1e-6)
 
 
 def test_clip_weights_transform_requires_params():

@@ -34,11 +34,11 @@ def _config(tmp_path, name, preset='smoke'):
   return c
 
 
-def _run_all_modes(config, workdir):
+def _run_all_modes(config, workdir, steps=6):
   """train -> eval -> sample; returns the final eval metrics."""
   final = trainer.train_and_evaluate(config, workdir)
   assert all(np.isfinite(v) for v in final.values()), final
-  assert trainer.evaluate_checkpoint(config, workdir) == {'step': 6, **final}
+  assert trainer.evaluate_checkpoint(config, workdir) == {'step': steps, **final}
   texts = trainer.sample_checkpoint(config, workdir, num=3)
   vocab = set(json.load(open(os.path.join(workdir, 'vocab.json')))['tokens'])
   assert len(texts) == 3 and all(w in vocab for t in texts for w in t.split())
@@ -126,3 +126,15 @@ def test_sample_mode_reconstructs_interpolates_and_draws_the_latent_space(tmp_pa
   config.sample.latent_png = True
   with pytest.raises(ValueError, match='need an autoencoder'):
     trainer.sample_checkpoint(config, str(tmp_path / 'lm'))
+
+
+def test_vae_gan_trains_evaluates_and_samples(tmp_path):
+  """configs/vae_gan_ptb.py:smoke: 2 VAE steps, 1 discriminator step, 2 rounds of G + D;
+  the VAE's eval plus BLEU of prior samples, and the VAE's sample outputs."""
+  config = _config(tmp_path, 'vae_gan_ptb')
+  final = _run_all_modes(config, str(tmp_path / 'vae_gan'), steps=7)
+  config.sample.homotopy = 'the cat sat ||| a dog ran'
+  assert {'iw_nll', 'kl', 'active_units', 'bleu2', 'self_bleu2'} <= set(final)
+  assert final['kl'] >= 0 and 0 <= final['bleu2'] <= 1
+  lines = trainer.sample_checkpoint(config, str(tmp_path / 'vae_gan'), num=0)
+  assert lines[0].startswith('# homotopy') and len(lines) == 1 + config.sample.homotopy_steps

@@ -13,7 +13,7 @@ from jaxtextgen.models.lstm import LSTMDecoder
 from jaxtextgen.models.sampler import relaxed_sample
 from jaxtextgen.objectives.discrete import gumbel_inverse_temperature, gumbel_softmax
 from jaxtextgen.steps import adversarial, gumbel_gan, lm
-from fake_batches import padded_batch, tiny_gan_config
+from fake_batches import padded_batch, run_schedule, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures('quick_compile')
 
@@ -133,33 +133,29 @@ def test_gradients_reach_every_generator_parameter_through_the_soft_vectors(loss
   assert all(np.abs(x).max() > 0 for x in jax.tree.leaves(g))
 
 
-def test_train_step_follows_the_phase_and_temperature_schedules():
-  c = _config()  # MLE, MLE, D, then rounds of G, D, D; an MLE step after every 2nd G step
-  step = jax.jit(functools.partial(gumbel_gan.train_step, config=c))
-  state, batch = _state(), _batch()
-  phases, trace, betas = [], [], []
-  for _ in range(c.num_train_steps):
-    new, m = step(state, batch, jax.random.key(1))
-    old_np, new_np, m = jax.device_get((state, new, m))
-    phases.append(adversarial.PHASES[int(m['phase'])])
-    changed = lambda p: not all(jax.tree.leaves(jax.tree.map(
-        np.array_equal, old_np.params[p], new_np.params[p])))
+def test_schedule_of_updates_and_the_temperature_schedule():
+  """MLE, MLE, D, then 3 rounds of G, D, D (each one fused update); an MLE step after
+  every 2nd G step; beta from the G updates so far."""
+  c = _config(rounds=3)
+  trace, betas, names = [], [], []
+  for name, old, new, m in run_schedule(gumbel_gan, c, _state(), jax.random.key(1), _batch):
+    names.append(name)
+    changed = lambda p, old=old, new=new: not all(jax.tree.leaves(jax.tree.map(
+        np.array_equal, old.params[p], new.params[p])))
     trace.append((changed('generator'), changed('discriminator')))
-    gen = new_np.params['generator']
-    if phases[-1] == 'mle':
-      jax.tree.map(np.testing.assert_array_equal, new_np.ema_params['generator'], gen)
-    if phases[-1] == 'g':
-      betas.append(float(m['beta']))
-      assert np.isfinite(m['g_loss']) and np.isnan(m['d_loss'])
-      assert np.isfinite(m['mle_loss']) == (len(betas) % 2 == 0)
+    gen = new.params['generator']
+    if name == 'mle':
+      jax.tree.map(np.testing.assert_array_equal, new.ema_params['generator'], gen)
+    if name == 'round':  # D updates leave the generator and its EMA as G left them
+      betas.append(float(m['g/beta']))
+      assert np.isfinite(m['g/loss']) and 0 <= m['d/pair_acc'] <= 1
+      assert np.isfinite(m['mle/loss']) == (len(betas) % 2 == 0)
       jax.tree.map(lambda a, b, e: np.testing.assert_allclose(a, 0.5 * b + 0.5 * e, rtol=1e-6),
-                   new_np.ema_params['generator'], old_np.ema_params['generator'], gen)
-    if phases[-1] in ('d', 'd_pretrain'):
-      assert 0 <= m['d_acc'] <= 1 and np.isnan(m['g_loss'])
-    state = new
-  assert phases == ['mle', 'mle', 'd_pretrain'] + ['g', 'd', 'd'] * 2 + ['g', 'd']
+                   new.ema_params['generator'], old.ema_params['generator'], gen)
+      assert int(new.step) == int(old.step) + 3
+  assert names == ['mle', 'mle', 'd_pretrain'] + ['round'] * 3
   g, d = (True, False), (False, True)
-  assert trace == [g, g, d] + [g, d, d] * 2 + [g, d]
+  assert trace == [g, g, d] + [(True, True)] * 3
   # beta_n = 10 ** (n / N), N = the run's 3 adversarial generator updates.
   np.testing.assert_allclose(betas, gumbel_inverse_temperature(np.arange(3), 'exp', 3, 10.0),
                              rtol=1e-6)

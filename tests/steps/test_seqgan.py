@@ -5,6 +5,7 @@ the tests share one init and one jitted train step, and build toy parameters
 and tokens with numpy."""
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ import pytest
 
 from jaxtextgen.steps import adversarial, lm, seqgan
 from jaxtextgen.steps.common import TrainState, make_optimizer, shift_right
-from fake_batches import padded_batch, tiny_gan_config
+from fake_batches import padded_batch, terminated_at, tiny_gan_config, without_rates
 
 # Tiny models: compile time dominates (tests/steps/conftest.py).
 pytestmark = pytest.mark.usefixtures('quick_compile')
@@ -45,12 +46,20 @@ def _generator_params(seed=0):
   return dec, jax.tree.map(lambda s: jnp.asarray(rs.normal(0, 0.5, s.shape), s.dtype), shapes)
 
 
-def test_phase_schedule():
-  c = _config(mle_steps=3, d_pretrain_steps=2, g_steps=2, d_steps=3)
-  names = [adversarial.PHASES[int(p)] for p in adversarial.phase_at(jnp.arange(15), c)]
-  assert names == ['mle'] * 3 + ['d_pretrain'] * 2 + (['g'] * 2 + ['d'] * 3) * 2
+def test_schedule_maps_steps_to_phases_and_follows_overrides():
+  c = _config(mle_steps=3, d_pretrain_steps=2, g_steps=2, d_steps=3, rounds=2)
+  sched = seqgan.schedule(c)
+  assert [(p.name, p.updates, p.batches) for p in sched.phases] == [
+      ('mle', 3, 1), ('d_pretrain', 2, 1), ('round', 2, 5)]
+  assert sched.total_steps == 3 + 2 + 2 * 5
+  assert [sched.locate(s) for s in (0, 2, 3, 4, 5, 10)] == [
+      (0, 0), (0, 2), (1, 0), (1, 1), (2, 0), (2, 1)]
+  with pytest.raises(ValueError, match='inside an update'):
+    sched.locate(7)  # mid-round: never a checkpoint of this schedule
   updates = adversarial.adversarial_g_updates(jnp.arange(15), c)
   np.testing.assert_array_equal(updates, [0] * 5 + [0, 1, 2, 2, 2, 2, 3, 4, 4, 4])
+  c.gan.d_steps = 7  # a command-line override: the run keeps 2 rounds, now of 9 steps
+  assert seqgan.schedule(c).total_steps == 3 + 2 + 2 * 9
 
 
 def test_every_rollout_continues_its_own_prefix():
@@ -126,49 +135,89 @@ def test_reinforce_raises_the_probability_of_rewarded_samples(baseline):
     assert float(metrics['value_loss'][-1]) < float(metrics['value_loss'][0])
 
 
-def test_train_step_follows_the_phase_schedule():
-  c = _config()  # MLE, MLE, D, then rounds of G, D, D; an MLE step after every 2nd G step
-  step = jax.jit(functools.partial(seqgan.train_step, config=c))
-  state, batch = _state(), _batch()
-  phases, trace = [], []
-  for _ in range(7):
-    new, m = step(state, batch, jax.random.key(1))
+def _changed(old, new, player):
+  return not all(jax.tree.leaves(jax.tree.map(np.array_equal, old.params[player],
+                                              new.params[player])))
+
+
+def test_updates_follow_the_schedule_and_the_fused_round_equals_them_one_by_one():
+  """MLE, MLE, D, then rounds of G, D, D; an MLE step after every 2nd G step. Each
+  update moves only its players; the round (seqgan.train_step, one lax.scan per
+  player on stacked batches) gives the state of its updates run one by one."""
+  c = _config(rounds=2)
+  one = {name: jax.jit(functools.partial(adversarial.counted(fn), config=c))
+         for name, fn in (('mle', seqgan.mle_step), ('d', seqgan.discriminator_step),
+                          ('g', seqgan.generator_step))}
+  state, rng = _state(), jax.random.key(1)
+  batches = [_batch(i) for i in range(9)]
+  kinds = ['mle', 'mle', 'd', 'g', 'd', 'd', 'g', 'd', 'd']
+  trace, states, g_updates = [], [state], 0
+  for kind, batch in zip(kinds, batches):
+    new, m = one[kind](state, batch, rng)
     # Compare on the host: eager device ops would each compile.
     old_np, new_np, m = jax.device_get((state, new, m))
-    phases.append(adversarial.PHASES[int(m['phase'])])
-    changed = lambda p: not all(jax.tree.leaves(jax.tree.map(
-        np.array_equal, old_np.params[p], new_np.params[p])))
-    trace.append((changed('generator'), changed('discriminator'), changed('value')))
+    trace.append(tuple(_changed(old_np, new_np, p) for p in ('generator', 'discriminator',
+                                                            'value')))
     gen, old_rollout = new_np.params['generator'], old_np.extra['rollout']
-    if phases[-1] == 'mle':  # pretraining: rollout policy and EMA are copies
+    if kind == 'mle':  # pretraining: rollout policy and EMA are copies
       jax.tree.map(np.testing.assert_array_equal, new_np.extra['rollout'], gen)
       jax.tree.map(np.testing.assert_array_equal, new_np.ema_params['generator'], gen)
-    if phases[-1] == 'g':  # then SeqGAN's delayed copy (embedding copied) and the EMA
+    if kind == 'g':  # then SeqGAN's delayed copy (embedding copied) and the EMA
+      g_updates += 1
       mix = lambda r, g: 0.8 * r + 0.2 * g
       expect = {**jax.tree.map(mix, old_rollout, gen), 'embedding': gen['embedding']}
       jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
                    new_np.extra['rollout'], expect)
-      assert np.isfinite(m['reward']) and np.isnan(m['d_loss'])
-      assert np.isfinite(m['mle_loss']) == (len([p for p in phases if p == 'g']) == 2)
+      assert np.isfinite(m['reward']) and 'acc' not in m
+      assert np.isfinite(m['mle/loss']) == (g_updates == 2)  # NaN: no MLE step this time
       jax.tree.map(lambda a, b, e: np.testing.assert_allclose(a, 0.5 * b + 0.5 * e, rtol=1e-6),
                    new_np.ema_params['generator'], old_np.ema_params['generator'], gen)
-    if phases[-1] in ('d', 'd_pretrain'):
-      assert 0 <= m['d_acc'] <= 1 and np.isnan(m['reward'])
+    if kind == 'd':
+      assert 0 <= m['acc'] <= 1 and 'reward' not in m
+    assert int(new_np.step) == int(old_np.step) + 1
     state = new
-  assert phases == ['mle', 'mle', 'd_pretrain', 'g', 'd', 'd', 'g']
+    states.append(new)
   g, d = (True, False, False), (False, True, False)
-  assert trace == [g, g, d, (True, False, True), d, d, (True, False, True)]
-  assert int(state.step) == 7
+  assert trace == [g, g, d, (True, False, True), d, d, (True, False, True), d, d]
+
+  stack = lambda bs: {k: jnp.stack([b[k] for b in bs]) for k in bs[0]}
+  fused = jax.jit(functools.partial(seqgan.train_step, config=c))
+  after_round, m = fused(states[3], stack(batches[3:6]), rng)
+  expect = jax.device_get(states[6])
+  for a, b in zip(jax.tree.leaves(jax.device_get(after_round)), jax.tree.leaves(expect)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert set(m) >= {'g/loss', 'g/reward', 'd/loss', 'd/acc', 'mle/loss'}
+  assert int(after_round.step) == 6
 
 
-def test_smoke_config_end_to_end(tmp_path):
+def test_gan_stopped_in_every_phase_resumes_to_the_same_metrics(tmp_path, monkeypatch):
+  """seqgan_oracle:smoke with 2 D-pretraining updates: mle 0-1, d_pretrain 2-3, rounds of
+  G + D 4-5 and 6-7. Stopped inside each phase (after steps 1, 3 and 6) and resumed, it
+  logs the rows of the uninterrupted run: window means, phase names, eval, all equal;
+  then eval and sample modes on its workdir."""
   from configs.seqgan_oracle import get_config  # pylint: disable=g-import-not-at-top
   from jaxtextgen.train import trainer  # pylint: disable=g-import-not-at-top
-  c = get_config('smoke')
-  workdir = str(tmp_path / 'run')
-  final = trainer.train_and_evaluate(c, workdir)
-  assert np.isfinite(final['nll_per_token']) and np.isfinite(final['nll_oracle'])
-  assert 0 <= final['d_acc_real'] <= 1 and 0 <= final['d_acc_fake'] <= 1
-  assert trainer.evaluate_checkpoint(c, workdir) == {'step': 6, **final}
-  texts = trainer.sample_checkpoint(c, workdir, num=3)
-  assert len(texts) == 3 and all(len(t.split()) == c.data.max_len for t in texts)
+  from jaxtextgen.train.writer import read_metrics  # pylint: disable=g-import-not-at-top
+  config = get_config('smoke')
+  config.gan.d_pretrain_steps = 2
+  config.log_every, config.checkpoint_every = 3, 100
+  full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
+  workdir = str(tmp_path / 'stopped')
+  for batch_index, step in ((0, 1), (1, 3), (1, 6)):  # batch indices from each resume
+    with monkeypatch.context() as m:
+      m.setattr(trainer.pipeline, 'train_iterator', terminated_at(batch_index))
+      assert trainer.train_and_evaluate(config, workdir) == {}
+    assert str(step) in os.listdir(os.path.join(workdir, 'checkpoints'))
+  assert trainer.train_and_evaluate(config, workdir) == full
+  rows = without_rates(read_metrics(workdir))
+  assert rows == without_rates(read_metrics(str(tmp_path / 'full')))
+  train_rows = [r for r in rows if 'eval/ppl' not in r]
+  assert [r['step'] for r in train_rows] == [3, 6, 8]
+  assert set(train_rows[0]) == {'step', 'mle/loss', 'd_pretrain/loss', 'd_pretrain/real',
+                                'd_pretrain/fake', 'd_pretrain/acc'}
+  assert {'g/reward', 'd/loss', 'd/acc', 'd_pretrain/loss'} <= set(train_rows[1])
+  assert np.isfinite(full['nll_oracle']) and np.isfinite(full['nll_per_token'])
+  assert 0 <= full['d_acc_real'] <= 1 and 0 <= full['d_acc_fake'] <= 1
+  assert trainer.evaluate_checkpoint(config, workdir) == {'step': 8, **full}
+  texts = trainer.sample_checkpoint(config, workdir, num=3)
+  assert len(texts) == 3 and all(len(t.split()) == config.data.max_len for t in texts)

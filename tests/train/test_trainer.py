@@ -93,6 +93,26 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch):
   assert trainer.train_and_evaluate(config, workdir) == full
 
 
+def test_train_rows_hold_the_window_mean_of_each_metric(tmp_path, monkeypatch):
+  """A fake update that reports its step number: every train row holds the mean over its
+  log window (steps 0-1, 2-3, 4-5 with log_every 2), not the window's last value; NaNs
+  (not measured this time) are skipped, and a metric NaN in the whole window is left out."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxtextgen.steps import lm  # pylint: disable=g-import-not-at-top
+
+  def fake_step(state, batch, rng, *, config, axis_name=None):
+    del batch, rng, config, axis_name
+    n = state.step.astype(jnp.float32)
+    return state.replace(step=state.step + 1), {
+        'n': n, 'even': jnp.where(state.step % 2 == 0, n, jnp.nan), 'never': jnp.nan * n}
+  monkeypatch.setattr(lm, 'train_step', fake_step)
+  trainer.train_and_evaluate(_oracle_config(), str(tmp_path / 'run'))
+  rows = [r for r in read_metrics(str(tmp_path / 'run')) if 'n' in r]
+  assert [(r['step'], r['n'], r['even']) for r in rows] == [(2, 0.5, 0.0), (4, 2.5, 2.0),
+                                                            (6, 4.5, 4.0)]
+  assert not any('never' in r for r in rows)
+
+
 def test_eval_at_start_records_the_initial_state_and_changes_nothing_else(tmp_path, monkeypatch):
   """eval.at_start: one eval row at step 0, of the initial state (near-uniform: NLL close to
   log V), and otherwise the same logs; a restart with no checkpoint redoes it, once."""
