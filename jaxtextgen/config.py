@@ -148,6 +148,7 @@ def base_config() -> ml_collections.ConfigDict:
   g.d_grad_clip = 0.0            # discriminator global-norm gradient clipping (0: off)
   g.num_rollouts = 16            # seqgan: Monte-Carlo rollouts per prefix (SeqGAN: 16)
   g.rollout_chunks = 1           # seqgan: rollouts run in this many sequential chunks (memory / k)
+  g.rollout_groups = 4           # seqgan: prefix groups, each rolled out from its first state
   g.rollout_update_rate = 0.8    # seqgan: rollout <- rate * rollout + (1 - rate) * generator
   g.baseline = 'none'            # seqgan: none (SeqGAN), moving_average, rollout_mean, value
   g.baseline_decay = 0.9         # seqgan: decay of the 'moving_average' baseline

@@ -15,7 +15,10 @@ one adversarial generator step (samples, 16 rollouts of every prefix, CNN
 discriminator scores, REINFORCE update); for gumbel_gan one adversarial generator
 step (the relaxed Gumbel-softmax unroll, CNN scores, config.gan.loss, backprop
 through both). With --seqgan_step=discriminator, either GAN's step is a
-discriminator update on the real batch vs fresh fakes (gumbel_gan: relaxed ones).
+discriminator update on the real batch vs fresh fakes (gumbel_gan: relaxed ones);
+with --seqgan_step=round, one whole adversarial round (JAX: the fused
+`train_step` on [g_steps + d_steps, B, T] stacked batches; PyTorch: the same
+updates one after another). Tokens/s then counts every batch of the round.
 Prints a table and `speedup <x>` (PyTorch step time / JAX step time); --json writes
 the same numbers.
 """
@@ -38,9 +41,13 @@ flags.DEFINE_integer('steps', 20, 'Timed steps per framework (after the warm-up)
 flags.DEFINE_integer('warmup', 3, 'Untimed steps per framework first (JAX: after compiling).')
 flags.DEFINE_integer('batch', 0, 'Batch size (0: config.batch_size).')
 flags.DEFINE_integer('vocab_size', 0, 'Vocabulary size (0: from the config; oracle or PTB).')
-flags.DEFINE_enum('seqgan_step', 'generator', ['generator', 'discriminator'],
+flags.DEFINE_enum('seqgan_step', 'generator', ['generator', 'discriminator', 'round'],
                   'The GANs (seqgan, gumbel_gan): which update one step is, the adversarial '
-                  'generator update or a discriminator update on real vs fresh fakes.')
+                  'generator update, a discriminator update on real vs fresh fakes, or a '
+                  "whole round (the config's gan.g_steps G + gan.d_steps D updates; JAX: the "
+                  'fused train_step on stacked batches).')
+flags.DEFINE_integer('round_d_steps', 0, '--seqgan_step=round: discriminator updates per round '
+                     '(0: config.gan.d_steps; seqgan_oracle: 2,340).')
 flags.DEFINE_integer('block', 5, 'Alternate the frameworks in blocks of this many steps (1: step '
                      "by step; 0: all of one framework's steps, then the next's).")
 flags.DEFINE_bool('torch_compile', True, 'Also time the PyTorch step with torch.compile.')
@@ -69,7 +76,8 @@ def main(argv):
 
   config, vocab_note = harness.bench_config(FLAGS.config, batch=FLAGS.batch,
                                             vocab_size=FLAGS.vocab_size,
-                                            seqgan_step=FLAGS.seqgan_step)
+                                            seqgan_step=FLAGS.seqgan_step,
+                                            round_d_steps=FLAGS.round_d_steps)
   algo = config.algorithm
   if algo not in torch_steps.STEPS:
     sys.exit(f'error: no PyTorch benchmark for config.algorithm={algo!r} yet; available: '
@@ -85,9 +93,10 @@ def main(argv):
   torch_steps.SAMPLER = FLAGS.torch_sampler
   if device == 'cuda' and FLAGS.tf32:
     torch.set_float32_matmul_precision('high')
-  np_batch = harness.synthetic_batch(config)
-  b, t = np_batch['tokens'].shape
-  tokens_per_step = b * t
+  k = harness.round_batches(config, FLAGS.seqgan_step)
+  np_batch = harness.synthetic_batch(config, stack=k if k > 1 else 0)
+  b, t = np_batch['tokens'].shape[-2:]
+  tokens_per_step = k * b * t
 
   jax_r, xla = harness.jax_runner(config, np_batch, warmup=FLAGS.warmup,
                                   seqgan_step=FLAGS.seqgan_step)

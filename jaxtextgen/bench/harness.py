@@ -27,16 +27,18 @@ from jaxtextgen.train import parallel
 # Vocabulary sizes of corpora whose vocabulary the benchmark does not build (PTB, Mikolov
 # split: 10,000 word types including <unk>, which maps onto our UNK, plus 4 more specials).
 KNOWN_VOCAB = {'ptb': 10_004}
-SEQGAN_STEPS = ('generator', 'discriminator')
+SEQGAN_STEPS = ('generator', 'discriminator', 'round')
 
 
 # --- config and data ------------------------------------------------------------------------------
 
-def bench_config(config, *, batch: int = 0, vocab_size: int = 0,
-                 seqgan_step: str = 'generator') -> tuple[ml_collections.ConfigDict, str]:
+def bench_config(config, *, batch: int = 0, vocab_size: int = 0, seqgan_step: str = 'generator',
+                 round_d_steps: int = 0) -> tuple[ml_collections.ConfigDict, str]:
   """The config with the vocabulary filled in (as the trainer would) and, for the GANs
   (seqgan, gumbel_gan), a phase schedule that makes every train_step the update being
-  measured (`seqgan_step`: the adversarial generator or the discriminator update).
+  measured (`seqgan_step`: the adversarial generator or the discriminator update, or
+  'round': one whole adversarial round, gan.g_steps generator and gan.d_steps (or
+  `round_d_steps`) discriminator updates).
   Returns (config, a note on where the vocabulary size came from)."""
   c = config.copy_and_resolve_references()
   with c.unlocked():
@@ -66,24 +68,37 @@ def bench_config(config, *, batch: int = 0, vocab_size: int = 0,
         raise ValueError(f'--seqgan_step={seqgan_step!r}: use one of {SEQGAN_STEPS}')
       g = c.gan
       g.mle_steps, g.g_steps = 0, 1
-      if seqgan_step == 'generator':  # every step an adversarial generator step
+      if seqgan_step == 'round':  # the config's round: g_steps G, d_steps D updates
+        g.d_pretrain_steps = 0
+        g.g_steps = config.gan.g_steps
+        g.d_steps = round_d_steps or g.d_steps
+      elif seqgan_step == 'generator':  # every step an adversarial generator step
         g.d_pretrain_steps, g.d_steps = 0, 0
       else:  # every step a discriminator step (real batch vs fresh samples)
         g.d_pretrain_steps, g.d_steps = 10**9, 1
   return c, note
 
 
-def synthetic_batch(config, seed: int = 0) -> dict:
+def round_batches(config, seqgan_step: str) -> int:
+  """Real batches one timed step consumes: g_steps + d_steps for a round, else 1."""
+  if seqgan_step == 'round' and config.algorithm in ('seqgan', 'gumbel_gan'):
+    return config.gan.g_steps + config.gan.d_steps
+  return 1
+
+
+def synthetic_batch(config, seed: int = 0, stack: int = 0) -> dict:
   """B x max_len random words, EOS last when the vocabulary has one; every position is
-  a real token (no padding), so tokens per step = B * max_len."""
+  a real token (no padding), so tokens per step = B * max_len. `stack` > 0: that many
+  different batches stacked [stack, B, max_len] (a round's input)."""
   v, b, t = config.vocab, config.batch_size, config.data.max_len
+  lead = (stack,) if stack else ()
   first = 5 if v.eos_id >= 0 else 0
   rs = np.random.RandomState(seed)
-  tokens = rs.randint(first, v.size, size=(b, t)).astype(np.int32)
+  tokens = rs.randint(first, v.size, size=lead + (b, t)).astype(np.int32)
   if v.eos_id >= 0:
-    tokens[:, -1] = v.eos_id
-  return {'tokens': tokens, 'mask': np.ones((b, t), np.float32),
-          'label': np.zeros(b, np.int32), 'weight': np.ones(b, np.float32)}
+    tokens[..., -1] = v.eos_id
+  return {'tokens': tokens, 'mask': np.ones(lead + (b, t), np.float32),
+          'label': np.zeros(lead + (b,), np.int32), 'weight': np.ones(lead + (b,), np.float32)}
 
 
 # --- model FLOPs ----------------------------------------------------------------------------------
@@ -121,6 +136,10 @@ def _cnn_flops(config, length: int) -> int:
 def model_flops(config, algorithm: str, seqgan_step: str = 'generator') -> int:
   """Analytic matmul / convolution FLOPs of one train step (a multiply-add = 2; backward =
   2x forward). XLA's cost_analysis counts a scan body once, so it undercounts RNNs."""
+  if seqgan_step == 'round':
+    g = config.gan
+    return (g.g_steps * model_flops(config, algorithm, 'generator')
+            + g.d_steps * model_flops(config, algorithm, 'discriminator'))
   m, b, t, v = config.model, config.batch_size, config.data.max_len, config.vocab.size
   body = (_transformer_flops(config, t) if m.get('decoder', 'lstm') == 'transformer'
           else _lstm_flops(config, m.emb_dim))
@@ -223,8 +242,9 @@ class Runner:
 def bench_update(algo, seqgan_step: str = 'generator'):
   """The update the benchmark times: the algorithm's train_step, or for the GANs one
   adversarial generator or discriminator update as the schedule runs it
-  (`adversarial.counted`: keys from the step, step + 1)."""
-  if not hasattr(algo, 'generator_step'):
+  (`adversarial.counted`: keys from the step, step + 1), or ('round') the fused
+  round `train_step` on stacked batches."""
+  if not hasattr(algo, 'generator_step') or seqgan_step == 'round':
     return algo.train_step
   from jaxtextgen.steps import adversarial  # pylint: disable=g-import-not-at-top
   return adversarial.counted(algo.generator_step if seqgan_step == 'generator'
@@ -239,13 +259,15 @@ def jax_runner(config, np_batch, *, warmup: int,
   algo = steps.get(config.algorithm)
   mesh = parallel.make_mesh()
   parallel.check_divisible(config.batch_size, mesh)
-  batch = parallel.to_global(np_batch, mesh)
+  stacked = np_batch['tokens'].ndim == 3
+  batch = parallel.to_global(np_batch, mesh, stacked=stacked)
+  first = jax.tree.map(lambda x: x[0], np_batch) if stacked else np_batch
   rng = jax.random.key(config.seed)
-  state = jax.jit(lambda r: algo.init(r, config, np_batch),
+  state = jax.jit(lambda r: algo.init(r, config, first),
                   out_shardings=parallel.replicated(mesh))(rng)
   t0 = time.perf_counter()
-  compiled = parallel.jit_step(bench_update(algo, seqgan_step), mesh, config=config).lower(
-      state, batch, rng).compile()
+  compiled = parallel.jit_step(bench_update(algo, seqgan_step), mesh, config=config,
+                               stacked=stacked).lower(state, batch, rng).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis() or {}
   if isinstance(cost, (list, tuple)):
@@ -280,15 +302,22 @@ def torch_runner(name, config, np_batch, *, device, warmup: int, compile_loss: b
   dev = torch.device(device)
   torch.manual_seed(config.seed)
   impl = torch_steps.STEPS[config.algorithm](config, dev, compile_loss=compile_loss)
-  fn = impl.step
-  if seqgan_step == 'discriminator' and hasattr(impl, 'discriminator_step'):  # the GANs
-    fn = impl.discriminator_step
-  batch = {'tokens': torch.tensor(np_batch['tokens'], dtype=torch.long, device=dev),
-           'mask': torch.tensor(np_batch['mask'], device=dev)}
+  tokens = torch.tensor(np_batch['tokens'], dtype=torch.long, device=dev)
+  mask = torch.tensor(np_batch['mask'], device=dev)
+  if tokens.dim() == 3:  # a round: g_steps generator steps, then d_steps D steps, as JAX's
+    g = config.gan
+    fns = [impl.generator_step] * g.g_steps + [impl.discriminator_step] * g.d_steps
+    batches = [{'tokens': tokens[i], 'mask': mask[i]} for i in range(len(fns))]
+  else:
+    fns = [impl.step]
+    if seqgan_step == 'discriminator' and hasattr(impl, 'discriminator_step'):  # the GANs
+      fns = [impl.discriminator_step]
+    batches = [{'tokens': tokens, 'mask': mask}]
   cuda = dev.type == 'cuda'
 
   def step():
-    fn(batch)
+    for fn, batch in zip(fns, batches):
+      fn(batch)
     if cuda:
       torch.cuda.synchronize()
 

@@ -5,7 +5,8 @@ twin for GANs on relaxed tokens.
 Everything happens inside one `lax.scan` over time, for the whole batch at
 once, on device: 10k samples for NLL-oracle or BLEU are one jitted call.
 Forced positions (`forced_mask`) let Monte-Carlo rollouts continue given
-prefixes inside the same scan. `relaxed_sample` runs the same scan (`_unroll`)
+prefixes inside the same scan; `continuation_cache` and `tile_cache` let them start
+from the state after a teacher-forced prefix instead of re-running it. `relaxed_sample` runs the same scan (`_unroll`)
 but emits Gumbel-softmax or softmax vectors and feeds their expected embedding
 back, so gradients flow from a discriminator into the decoder (gumbel_gan, wgan).
 """
@@ -87,7 +88,9 @@ def sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
            bos_id: int, eos_id: int = -1, pad_id: int = 0, temperature: float | jax.Array = 1.0,
            top_k: int = 0, top_p: float = 0.0, greedy: bool = False,
            cond: jax.Array | None = None, forced_tokens: jax.Array | None = None,
-           forced_mask: jax.Array | None = None, cache=None) -> Samples:
+           forced_mask: jax.Array | None = None, cache=None,
+           first_input: jax.Array | None = None,
+           stopped: jax.Array | None = None) -> Samples:
   """Draws `batch` sequences of at most `length` tokens.
 
   Args:
@@ -103,6 +106,9 @@ def sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
     forced_tokens, forced_mask: int32 / bool [batch, length]; where the mask is
       set, the token is taken from forced_tokens instead of being drawn.
     cache: overrides the decoder's `init_cache(batch, cond, length)`.
+    first_input: int32 [batch] overrides BOS as the first input; with `cache`, decoding
+      continues a prefix the cache has consumed (`continuation_cache`).
+    stopped: bool [batch], rows already past EOS (they emit PAD only).
 
   Returns:
     `Samples`.
@@ -123,10 +129,10 @@ def sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: int,
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), tok[:, None], axis=-1)[:, 0]
     return tok, logp
 
-  first = jnp.full((batch,), bos_id, jnp.int32)
+  first = jnp.full((batch,), bos_id, jnp.int32) if first_input is None else first_input
   toks, mask, logp = _unroll(decoder, params, rng, choose, first, (forced_tokens.T, forced_mask.T),
                              batch=batch, length=length, eos_id=eos_id, pad_id=pad_id, cond=cond,
-                             cache=cache)
+                             cache=cache, stopped=stopped)
   return Samples(toks, mask, jnp.where(mask > 0, logp, 0.0))
 
 
@@ -189,8 +195,45 @@ def relaxed_sample(decoder, params: Any, rng: jax.Array, *, batch: int, length: 
   return RelaxedSamples(probs, toks, mask)
 
 
+def continuation_cache(decoder, params, tokens: jax.Array, *, bos_id: int, length: int,
+                       starts, cond: jax.Array | None = None) -> list:
+  """Decoding states after teacher-forced prefixes: for each position a in `starts`
+  (ascending, static), the cache after consuming BOS, tokens[:, :a - 1], so that
+  `sample(..., cache=c, first_input=tokens[:, a - 1], length=length - a)` continues the
+  prefix tokens[:, :a] (a = 0: the initial cache, first input BOS). One pass of `step`
+  over the longest prefix, in segments; the cache has room for `length` positions."""
+  batch = tokens.shape[0]
+  cache = decoder.apply(params, batch, cond, length, method='init_cache')
+  inputs = jnp.concatenate([jnp.full((batch, 1), bos_id, jnp.int32), tokens], axis=1).T
+
+  def body(c, x):
+    return decoder.apply(params, x, c, cond, method='step')[1], None
+
+  out, done = [], 0
+  for a in starts:  # inputs 0..a-1 consumed (BOS, y_0..y_{a-2}); y_{a-1} is the next input
+    if a > done:
+      cache, _ = jax.lax.scan(body, cache, inputs[done:a])
+      done = a
+    out.append(cache)
+  return out
+
+
+def tile_cache(decoder, params, cache, batch: int, times: int, length: int = 0):
+  """`cache` of `batch` rows with every row repeated `times` times (row i -> rows
+  i * times ... i * times + times - 1), whatever the decoder's cache layout: the batch
+  axis of each leaf is the one that changes with the batch in `init_cache`."""
+  shape = lambda n: jax.eval_shape(
+      lambda: decoder.apply(params, n, None, length, method='init_cache'))
+
+  def tile(x, one, two):
+    axes = [i for i, (m, n) in enumerate(zip(one.shape, two.shape)) if m != n]
+    return jnp.repeat(x, times, axis=axes[0]) if axes else x
+
+  return jax.tree.map(tile, cache, shape(batch), shape(2 * batch))
+
+
 def _unroll(decoder, params, rng, choose, first_input, xs, *, batch, length, eos_id, pad_id,
-            cond, cache, next_input=None):
+            cond, cache, next_input=None, stopped=None):
   """The scan both samplers share. Step t runs the decoder on the previous input and
   `choose(logits, fold_in(rng, t), xs[t]) -> (token, emitted)`; the next input is
   `next_input(emitted)`, or the token (PAD after EOS) by default. Rows emit PAD after EOS.
@@ -211,7 +254,7 @@ def _unroll(decoder, params, rng, choose, first_input, xs, *, batch, length, eos
     nxt = tok if next_input is None else next_input(emitted)
     return (state, nxt, done), (tok, alive, emitted)
 
-  init = (state, first_input, jnp.zeros((batch,), bool))
+  init = (state, first_input, jnp.zeros((batch,), bool) if stopped is None else stopped)
   _, (toks, alive, emitted) = jax.lax.scan(body, init, (jnp.arange(length), xs))
   swap = lambda x: jnp.swapaxes(x, 0, 1)
   return swap(toks), swap(alive).astype(jnp.float32), swap(emitted)

@@ -402,3 +402,36 @@ def test_torch_gumbel_gan_steps_run(eos):
     assert np.isfinite(gan.discriminator_step(tb).item())
   assert gan.g_updates == 2
   assert any(not torch.equal(a, p) for a, p in zip(before, gan.generator.parameters()))
+
+
+def test_round_bench_times_one_whole_round(monkeypatch):
+  """--seqgan_step=round: JAX's fused train_step on [g + d, B, T] stacked batches (one
+  generator and d discriminator updates), PyTorch the same updates in the same order on the
+  same batches."""
+  c, _ = harness.bench_config(_gumbel_config(), vocab_size=V, seqgan_step='round',
+                              round_d_steps=3)
+  assert (c.gan.g_steps, c.gan.d_steps, c.gan.d_pretrain_steps) == (1, 3, 0)
+  assert harness.round_batches(c, 'round') == 4 and harness.round_batches(c, 'generator') == 1
+  assert harness.model_flops(c, 'gumbel_gan', 'round') == (
+      harness.model_flops(c, 'gumbel_gan', 'generator')
+      + 3 * harness.model_flops(c, 'gumbel_gan', 'discriminator'))
+  stacked = harness.synthetic_batch(c, stack=4)
+  assert stacked['tokens'].shape == (4, c.batch_size, T)
+  assert len({stacked['tokens'][i].tobytes() for i in range(4)}) == 4  # fresh real batches
+  first = jax.tree.map(lambda x: x[0], stacked)
+  state = gumbel_gan.init(jax.random.key(13), c, first)
+  new, metrics = harness.bench_update(gumbel_gan, 'round')(state, stacked, jax.random.key(1),
+                                                           config=c)
+  assert int(new.step) - int(state.step) == 4
+  assert np.isfinite(float(metrics['g/loss'])) and np.isfinite(float(metrics['d/loss']))
+
+  calls = []
+  monkeypatch.setattr(torch_steps.TorchGumbelGAN, 'generator_step',
+                      lambda self, b: calls.append(('g', int(b['tokens'].sum()))))
+  monkeypatch.setattr(torch_steps.TorchGumbelGAN, 'discriminator_step',
+                      lambda self, b: calls.append(('d', int(b['tokens'].sum()))))
+  runner = harness.torch_runner('torch', c, stacked, device='cpu', warmup=1, compile_loss=False,
+                                seqgan_step='round')
+  assert calls == [(k, int(stacked['tokens'][i].sum())) for i, k in enumerate('gddd')]
+  runner.step()
+  assert len(calls) == 8

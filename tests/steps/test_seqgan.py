@@ -80,6 +80,50 @@ def test_every_rollout_continues_its_own_prefix():
   assert (out[:, 1] != out[:, 1, :1]).any()
 
 
+@pytest.mark.parametrize('decoder', ['lstm', 'transformer'])
+def test_rollouts_from_prefix_states_equal_rollouts_that_rerun_the_prefix(decoder):
+  """Starting each group's rollouts from the teacher-forced state at its shortest prefix
+  gives exactly what re-running the whole prefix through the sampler gives (greedy
+  continuations: deterministic), for any grouping, EOS inside prefixes included."""
+  from jaxtextgen.models.sampler import sample  # pylint: disable=g-import-not-at-top
+  c = _config()
+  c.model.decoder, c.model.num_heads, c.model.mlp_dim = decoder, 2, 16
+  dec = lm.make_decoder(c)
+  shapes = jax.eval_shape(lambda: dec.init(jax.random.key(0), jnp.zeros((1, T), jnp.int32)))
+  rs = np.random.RandomState(7)
+  params = {'params': jax.tree.map(lambda s: jnp.asarray(rs.normal(0, 0.5, s.shape), s.dtype),
+                                   shapes)['params']}
+  tokens = rs.randint(3, V, (B, T)).astype(np.int32)
+  tokens[2, 1], tokens[2, 2:] = EOS, 0
+  tokens[3, 3], tokens[3, 4:] = EOS, 0
+  b, p = B, T  # first_prefix 0: prefixes of 0..T-1 tokens
+  lengths = np.arange(T)
+  forced = np.broadcast_to(tokens[:, None, :], (b, p, T)).reshape(-1, T)
+  forced_mask = np.broadcast_to(np.arange(T)[None, None, :] < lengths[None, :, None],
+                                (b, p, T)).reshape(-1, T)
+  ref = sample(dec, params, jax.random.key(0), batch=b * p, length=T, bos_id=BOS, eos_id=EOS,
+               pad_id=0, greedy=True, forced_tokens=jnp.asarray(forced),
+               forced_mask=jnp.asarray(forced_mask)).tokens
+  ref = np.broadcast_to(np.asarray(ref).reshape(b, p, 1, T), (b, p, 2, T))
+  assert (ref[:, 0, 0] != ref[:, 1, 0]).any()  # the prefix changes the continuation
+  for groups in (1, 2, T):
+    out = seqgan.rollouts(dec, params, jnp.asarray(tokens), jax.random.key(5), num_rollouts=2,
+                          first_prefix=0, bos_id=BOS, eos_id=EOS, pad_id=0, num_groups=groups,
+                          greedy=True)
+    np.testing.assert_array_equal(np.asarray(out), ref, err_msg=f'{decoder}, {groups} groups')
+
+
+def test_prefix_groups_minimise_the_sampling_work():
+  work = lambda gr: sum((e - a) * (20 - a) for a, e in gr)
+  assert seqgan.prefix_groups(1, 20, 1) == [(1, 20)]
+  assert seqgan.prefix_groups(1, 20, 4) == [(1, 5), (5, 10), (10, 15), (15, 20)]
+  assert work(seqgan.prefix_groups(1, 20, 4)) == 226  # 380 when every row runs all T steps
+  assert seqgan.prefix_groups(1, 20, 50) == [(a, a + 1) for a in range(1, 20)]
+  # No contiguous split into 2 groups does less work than the chosen one.
+  assert work(seqgan.prefix_groups(1, 20, 2)) == min(
+      work([(1, m), (m, 20)]) for m in range(2, 20))
+
+
 def test_rewards_of_a_sentence_come_from_its_own_rollouts():
   dec, params = _generator_params()
   tokens = jnp.asarray(np.random.RandomState(2).randint(3, V, (B, T)), jnp.int32)
