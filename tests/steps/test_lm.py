@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from jaxtextgen.config import base_config
@@ -70,9 +71,12 @@ def test_training_reduces_the_loss():
   assert int(state.step) == 31
 
 
-def test_sharded_and_pmap_steps_equal_single_device():
+@pytest.mark.parametrize('dropout', [0.0, 0.5])
+def test_sharded_and_pmap_steps_equal_single_device(dropout):
+  """Sharded jit equals one device exactly, dropout included (the masks are drawn for the
+  global batch); pmap draws its dropout masks per device, so it is compared without."""
   assert jax.device_count() >= 4, 'conftest forces 4 CPU devices'
-  c = _config()
+  c = _config(dropout)
   batch = _batch()
   rng = jax.random.key(3)
   init = lambda: lm.init(jax.random.key(0), c, batch)
@@ -86,12 +90,17 @@ def test_sharded_and_pmap_steps_equal_single_device():
       jax.device_put(init(), parallel.replicated(mesh)), parallel.to_global(batch, mesh), rng)
   assert parallel.to_global(batch, mesh)['tokens'].sharding.spec == jax.sharding.PartitionSpec('data')
 
-  pstep = parallel.pmap_step(lm.train_step, config=c)
-  replicated = jax.tree.map(lambda x: jnp.broadcast_to(x, (4,) + x.shape), init())
-  sp, mp = pstep(replicated, parallel.shard_for_pmap(batch, 4), rng)
-  sp = jax.tree.map(lambda x: x[0], sp)
+  runs = [(s4, m4)]
+  if not dropout:
+    pstep = parallel.pmap_step(lm.train_step, config=c)
+    replicated = jax.tree.map(lambda x: jnp.broadcast_to(x, (4,) + x.shape), init())
+    sp, mp = pstep(replicated, parallel.shard_for_pmap(batch, 4), rng)
+    runs.append((jax.tree.map(lambda x: x[0], sp), jax.tree.map(lambda x: x[0], mp)))
+  else:  # dropout is on: the loss is not the dropout-free one
+    no_drop = lm.train_step(init(), batch, rng, config=_config())[1]['loss']
+    assert abs(float(m1['loss']) - float(no_drop)) > 1e-3
 
-  for other, metrics in ((s4, m4), (sp, jax.tree.map(lambda x: x[0], mp))):
+  for other, metrics in runs:
     np.testing.assert_allclose(metrics['loss'], m1['loss'], rtol=1e-6)
     np.testing.assert_allclose(metrics['tokens'], m1['tokens'])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
@@ -139,3 +148,28 @@ def test_eval_bleu_scores_temperature_one_samples_against_the_eval_batch():
     expect_self = np.mean([bleu(hyps[:i] + hyps[i + 1:], h) for i, h in enumerate(hyps)])
     np.testing.assert_allclose(out[f'bleu{n}'], expect, rtol=1e-9)
     np.testing.assert_allclose(out[f'self_bleu{n}'], expect_self, rtol=1e-9)
+
+
+def test_nll_oracle_ignores_the_sampling_settings():
+  """Metric samples are drawn at temperature 1 from the model (`lm.draw`), whatever
+  config.sample says for --mode=sample: greedy, temperature or top-k change nothing."""
+  from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
+  from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
+  c = _config()
+  c.eval.num_samples = 12
+  with c.unlocked():
+    c.vocab.update(dict(bos_id=0, eos_id=-1, pad_id=0))
+  data = SimpleNamespace(oracle_params=oracle.random_oracle_params(3, vocab_size=V, emb_dim=4,
+                                                                   hidden_dim=8))
+  state = lm.init(jax.random.key(0), c, _batch())
+  rng = jax.random.key(4)
+  drawn = lm.draw(state.params['generator'], rng, 12, config=c).tokens
+  expected = oracle.nll_oracle(data.oracle_params, np.asarray(drawn))
+  got = [lm.evaluate_samples(state, rng, config=c, data=data)['nll_oracle']]
+  c.sample.greedy = True
+  got.append(lm.evaluate_samples(state, rng, config=c, data=data)['nll_oracle'])
+  c.sample.greedy, c.sample.temperature, c.sample.top_k = False, 0.3, 2
+  got.append(lm.evaluate_samples(state, rng, config=c, data=data)['nll_oracle'])
+  assert got == [expected] * 3
+  greedy = lm.sample(state, rng, 12, config=c)  # --mode=sample does follow config.sample
+  assert oracle.nll_oracle(data.oracle_params, np.asarray(greedy)) != expected
