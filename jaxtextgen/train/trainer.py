@@ -43,6 +43,7 @@ class Run:
   """Data, algorithm, mesh, jitted functions and RNG streams of one experiment."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    check_values(config)  # before anything is written
     os.makedirs(workdir, exist_ok=True)
     self.workdir = workdir
     self.is_chief = jax.process_index() == 0
@@ -169,6 +170,43 @@ class Run:
     return path
 
 
+def check_values(config) -> None:
+  """Rejects settings that are certainly wrong, with the fix, before a run writes anything."""
+  bad = []
+  if not config.optimizer.learning_rate > 0:
+    bad.append(f'config.optimizer.learning_rate={config.optimizer.learning_rate} must be > 0')
+  for key in ('batch_size', 'eval_batch_size'):
+    if config[key] <= 0:
+      bad.append(f'config.{key}={config[key]} must be a positive number of sentences')
+  if config.data.max_len < 2:
+    bad.append(f'config.data.max_len={config.data.max_len} must be >= 2 (tokens and EOS)')
+  if bad:
+    raise ValueError('; '.join(bad))
+
+
+class NonFiniteError(FloatingPointError):
+  """The parameters became NaN or infinite: the run stops without checkpointing them."""
+
+
+_all_finite = jax.jit(lambda tree: jnp.all(jnp.stack(
+    [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+     if jnp.issubdtype(x.dtype, jnp.inexact)] or [jnp.bool_(True)])))
+
+
+def _check_finite(run: 'Run', state, step: int) -> None:
+  """Never checkpoint non-finite parameters: stop with the step and the last good
+  checkpoint, which rotation has not touched."""
+  if bool(jax.device_get(_all_finite(state.params))):
+    return
+  good = run.checkpointer.latest_step()
+  where = (f'the last good checkpoint, step {good}, is kept in {run.workdir}/checkpoints'
+           if good is not None else 'no checkpoint was written')
+  raise NonFiniteError(
+      f'non-finite parameters at step {step} (loss NaN or inf): not checkpointed; {where}. '
+      f'Lower config.optimizer.learning_rate (now {run.config.optimizer.learning_rate:g}) or '
+      'set config.optimizer.grad_clip, then resume from that checkpoint.')
+
+
 class _StopFlag:
   """Turns SIGTERM (pre-emption, `kill`) into a clean stop after the current step."""
 
@@ -240,6 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         logging.info('eval at step %d: %s', step, _fmt(eval_metrics))
         last_t, last_step, tokens = time.time(), step, 0.0  # rates measure training only
       if _crossed(prev, step, cfg.checkpoint_every) or step == total or stop.requested:
+        _check_finite(run, state, step)
         run.checkpointer.save(step, state)
         window = jax.device_get(window)
         if run.is_chief:

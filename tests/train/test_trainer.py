@@ -220,3 +220,33 @@ def test_per_example_eval_rows_cover_the_split_in_order(tmp_path, monkeypatch):
   run.evaluate(state, 0)
   np.testing.assert_array_equal(received['per_example']['length'], run.data.eval.mask.sum(1))
   assert received['sentences'] == 20
+
+
+def test_non_finite_parameters_are_never_checkpointed(tmp_path):
+  """A learning rate that blows the parameters up stops the run with an error that names
+  the last good checkpoint, which survives (it is not rotated out by NaN checkpoints)."""
+  c = _oracle_config()
+  c.num_train_steps, c.checkpoint_every, c.keep_checkpoints, c.eval_every = 6, 1, 2, 0
+  c.optimizer.learning_rate, c.optimizer.grad_clip = 1e38, 0.0
+  workdir = str(tmp_path / 'nan')
+  with pytest.raises(trainer.NonFiniteError, match=r'non-finite parameters at step 2 .*'
+                     r'the last good checkpoint, step 1'):
+    trainer.train_and_evaluate(c, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['1']
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('optimizer.learning_rate', -1e-3, 'learning_rate=-0.001 must be > 0'),
+    ('batch_size', 0, 'batch_size=0 must be a positive'),
+    ('data.max_len', 1, 'max_len=1 must be >= 2')])
+def test_certainly_wrong_values_are_rejected_before_anything_is_written(tmp_path, key, value,
+                                                                         message):
+  c = _oracle_config()
+  *parents, leaf = key.split('.')
+  node = c
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+  with pytest.raises(ValueError, match=message):
+    trainer.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
