@@ -6,6 +6,11 @@
 
 --mode=eval writes WORKDIR/eval_<step>.json and prints the same JSON object as
 its last line; --mode=sample prints decoded samples (one per line).
+
+Exit codes: 0 done; 2 a user error (bad config value, corpus, workdir or checkpoint),
+printed as one line `error: ...` (--traceback shows where it came from); 75 stopped by
+SIGTERM or Ctrl-C after checkpointing (requeue it: the same command resumes); 1 anything
+else, a bug, with its traceback.
 """
 
 import json
@@ -22,6 +27,7 @@ config_flags.DEFINE_config_file('config', None, 'Config file, optionally with a 
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, vocabulary, logs, samples.')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to do.')
 flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() (TPU pods, multi-node GPU).')
+flags.DEFINE_bool('traceback', False, 'On a user error, show the traceback as well.')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -36,14 +42,30 @@ def main(argv):
   logging.info('JAX %s, %d process(es), devices: %s', jax.__version__, jax.process_count(),
                jax.devices())
   config, workdir = FLAGS.config, os.path.expanduser(FLAGS.workdir)
-  if FLAGS.mode == 'train':
-    trainer.train_and_evaluate(config, workdir)
-  elif FLAGS.mode == 'eval':
-    metrics = trainer.evaluate_checkpoint(config, workdir)
+  try:
+    if FLAGS.mode == 'train':
+      trainer.train_and_evaluate(config, workdir)
+    elif FLAGS.mode == 'eval':
+      metrics = trainer.evaluate_checkpoint(config, workdir)
+      sys.stdout.flush()
+      print(json.dumps(metrics, sort_keys=True), flush=True)
+    else:
+      print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)
+  except trainer.Stopped as e:
+    logging.warning('%s', e)
+    sys.exit(trainer.EXIT_STOPPED)
+  except USER_ERRORS as e:
+    if FLAGS.traceback:
+      raise
+    logging.flush()
     sys.stdout.flush()
-    print(json.dumps(metrics, sort_keys=True), flush=True)
-  else:
-    print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    os._exit(2)  # pylint: disable=protected-access  (skip JAX's and orbax's shutdown noise)
+
+
+# What a user can fix: bad values, missing or unreadable files, diverged runs.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
+               UnicodeDecodeError, FloatingPointError)
 
 
 def _parse_flags(argv):

@@ -25,6 +25,20 @@ def test_unknown_config_field_is_one_clear_error(tmp_path):
   assert not os.listdir(tmp_path)  # nothing written
 
 
+def test_a_user_error_is_one_line_and_exit_code_2(tmp_path):
+  """A missing corpus: `error: <message>` as the last line, exit code 2, no traceback;
+  --traceback shows it."""
+  args = ['--config=configs/lm_ptb.py:smoke', f'--workdir={tmp_path / "run"}',
+          f'--config.data.corpus_dir={tmp_path / "missing"}']
+  r = _launch(*args)
+  assert r.returncode == 2, r.stderr[-3000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and 'missing' in last
+  assert 'Traceback' not in r.stderr
+  r = _launch(*args, '--traceback')
+  assert r.returncode == 1 and 'Traceback' in r.stderr
+
+
 def test_train_then_eval_prints_the_eval_json_last(tmp_path):
   workdir = str(tmp_path / 'run')
   common = ['--config=configs/mle_oracle.py:smoke', f'--workdir={workdir}',

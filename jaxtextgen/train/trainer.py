@@ -207,20 +207,41 @@ def _check_finite(run: 'Run', state, step: int) -> None:
       'set config.optimizer.grad_clip, then resume from that checkpoint.')
 
 
+class Stopped(Exception):
+  """A stop request (SIGTERM, SIGINT) ended the run early, after checkpointing the step it
+  finished: resume it with the same workdir. `launch.py` exits with `EXIT_STOPPED`."""
+
+  def __init__(self, step: int, workdir: str):
+    super().__init__(f'stopped at step {step}; run again with the same --workdir={workdir} to '
+                     'resume')
+    self.step = step
+
+
+EXIT_STOPPED = 75  # EX_TEMPFAIL: a pre-empted run, to be requeued
+
+
 class _StopFlag:
-  """Turns SIGTERM (pre-emption, `kill`) into a clean stop after the current step."""
+  """Turns SIGTERM (pre-emption, `kill`) and a first SIGINT (Ctrl-C) into a clean stop after
+  the current step; a second SIGINT aborts at once."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._old = signal.signal(signal.SIGTERM, self._handle)
+    self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
   def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning('SIGTERM: saving a checkpoint and stopping after this step')
+    del frame
+    name = signal.Signals(signum).name
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    logging.warning('%s: saving a checkpoint and stopping after this step%s', name,
+                    ' (Ctrl-C again aborts at once)' if signum == signal.SIGINT else '')
     self.requested = True
 
   def restore(self):
-    signal.signal(signal.SIGTERM, self._old)
+    for s, old in self._old.items():
+      signal.signal(s, old)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -284,8 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if run.is_chief:
           _save_window(workdir, step, window)
       if stop.requested:
-        logging.warning('stopped at step %d; run again with the same --workdir to resume', step)
-        return {}
+        raise Stopped(step, workdir)
     if start < total or not eval_metrics:
       eval_metrics = run.evaluate(state, total)
       writer.write(total, eval_metrics, prefix='eval/')

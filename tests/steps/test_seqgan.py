@@ -250,7 +250,8 @@ def test_gan_stopped_in_every_phase_resumes_to_the_same_metrics(tmp_path, monkey
   for batch_index, step in ((0, 1), (1, 3), (1, 6)):  # batch indices from each resume
     with monkeypatch.context() as m:
       m.setattr(trainer.pipeline, 'train_iterator', terminated_at(batch_index))
-      assert trainer.train_and_evaluate(config, workdir) == {}
+      with pytest.raises(trainer.Stopped, match=f'stopped at step {step}'):
+        trainer.train_and_evaluate(config, workdir)
     assert str(step) in os.listdir(os.path.join(workdir, 'checkpoints'))
   assert trainer.train_and_evaluate(config, workdir) == full
   rows = without_rates(read_metrics(workdir))

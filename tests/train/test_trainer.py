@@ -74,7 +74,10 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, make_conf
     assert json.load(f) == {'step': 6, **full}
 
 
-def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch, signum):
+  """SIGTERM and a first Ctrl-C finish the step, checkpoint it and raise Stopped (launch.py
+  exits EXIT_STOPPED); the resumed run ends where an uninterrupted one does."""
   config = _oracle_config()
   full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
   workdir = str(tmp_path / 'term')
@@ -84,10 +87,12 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch):
     def terminated_iterator(*args, **kwargs):
       for i, batch in enumerate(original(*args, **kwargs)):
         if i == 1:
-          os.kill(os.getpid(), signal.SIGTERM)
+          os.kill(os.getpid(), signum)
         yield batch
     m.setattr(trainer.pipeline, 'train_iterator', terminated_iterator)
-    assert trainer.train_and_evaluate(config, workdir) == {}
+    with pytest.raises(trainer.Stopped, match='stopped at step 2'):
+      trainer.train_and_evaluate(config, workdir)
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
   # The step in flight finished and was checkpointed: step 2 (not a multiple of 3).
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
   assert trainer.train_and_evaluate(config, workdir) == full
