@@ -50,6 +50,8 @@ flags.DEFINE_integer('round_d_steps', 0, '--seqgan_step=round: discriminator upd
                      '(0: config.gan.d_steps; seqgan_oracle: 2,340).')
 flags.DEFINE_integer('block', 5, 'Alternate the frameworks in blocks of this many steps (1: step '
                      "by step; 0: all of one framework's steps, then the next's).")
+flags.DEFINE_bool('torch', True, 'Time the PyTorch twin (--notorch: the JAX step only, e.g. to '
+                  'compare two settings of the library).')
 flags.DEFINE_bool('torch_compile', True, 'Also time the PyTorch step with torch.compile.')
 flags.DEFINE_enum('torch_sampler', 'multinomial', ['multinomial', 'inverse_cdf'],
                   'How PyTorch draws tokens (seqgan): torch.multinomial or cumsum + searchsorted.')
@@ -100,10 +102,12 @@ def main(argv):
 
   jax_r, xla = harness.jax_runner(config, np_batch, warmup=FLAGS.warmup,
                                   seqgan_step=FLAGS.seqgan_step)
-  runners = [jax_r, harness.torch_runner('torch', config, np_batch, device=device,
-                                          warmup=FLAGS.warmup, compile_loss=False,
-                                          seqgan_step=FLAGS.seqgan_step)]
-  if FLAGS.torch_compile:
+  runners = [jax_r]
+  if FLAGS.torch:
+    runners.append(harness.torch_runner('torch', config, np_batch, device=device,
+                                        warmup=FLAGS.warmup, compile_loss=False,
+                                        seqgan_step=FLAGS.seqgan_step))
+  if FLAGS.torch and FLAGS.torch_compile:
     runners.append(harness.torch_runner('torch.compile', config, np_batch, device=device,
                                         warmup=FLAGS.warmup, compile_loss=True,
                                         seqgan_step=FLAGS.seqgan_step))
@@ -167,7 +171,7 @@ def main(argv):
         f'{jax.numpy.dtype(dtype).name})')
   print(f'speedup {_fmt_speedup(speedup.get("torch"))}   (PyTorch eager step time / JAX step '
         f'time; > 1: JAX faster)')
-  if FLAGS.torch_compile:
+  if FLAGS.torch and FLAGS.torch_compile:
     print(f'speedup vs torch.compile {_fmt_speedup(speedup.get("torch.compile"))}')
   if FLAGS.json:
     out = {'what': what, 'config': cfg_arg, 'batch': b, 'max_len': t,

@@ -3,12 +3,14 @@
 Only process 0 writes. On resume from step s, entries after s (from the part
 of the killed run that was not checkpointed; all of them when no checkpoint was
 written, s = 0) are dropped from both, so the logs of an interrupted-and-resumed
-run equal those of an uninterrupted one.
+run equal those of an uninterrupted one. A fresh start moves an old metrics.jsonl
+aside (metrics.jsonl.1, .2, ...) instead of truncating it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 
@@ -28,11 +30,16 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    if os.path.exists(self.path):  # a fresh start (resume_step 0) redoes every row
-      keep = []
-      if resume_step:
-        with open(self.path, encoding='utf-8') as f:
-          keep = [l for l in f if l.strip() and json.loads(l)['step'] <= resume_step]
+    if os.path.exists(self.path):
+      rows = _read_rows(self.path)
+      if not resume_step and rows:  # a fresh start redoes every row: keep the old ones aside
+        n = 1
+        while os.path.exists(f'{self.path}.{n}'):
+          n += 1
+        os.replace(self.path, f'{self.path}.{n}')
+        logging.warning('%s: a fresh start (no checkpoint) in a workdir with metrics; the '
+                        'old rows are kept in %s.%d', self.path, self.path, n)
+      keep = [json.dumps(r) + '\n' for r in rows if resume_step and r['step'] <= resume_step]
       tmp = self.path + '.tmp'
       with open(tmp, 'w', encoding='utf-8') as f:
         f.writelines(keep)
@@ -67,5 +74,22 @@ class MetricWriter:
 
 def read_metrics(workdir: str) -> list[dict]:
   """The rows of WORKDIR/metrics.jsonl."""
-  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
-    return [json.loads(l) for l in f if l.strip()]
+  return _read_rows(os.path.join(workdir, 'metrics.jsonl'))
+
+
+def _read_rows(path: str) -> list[dict]:
+  """The JSON rows of `path`. A last line cut short (a run killed while writing it) is
+  dropped with a warning; a bad line elsewhere is an error that names the file and line."""
+  with open(path, encoding='utf-8') as f:
+    lines = [(i + 1, l) for i, l in enumerate(f) if l.strip()]
+  rows = []
+  for k, (number, line) in enumerate(lines):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if k == len(lines) - 1:
+        logging.warning('%s: dropped its last line %d, cut short (%s)', path, number, e)
+        break
+      raise ValueError(f'{path}, line {number}: not a JSON row ({e}); fix or delete the '
+                       'line, then run again') from e
+  return rows
