@@ -154,8 +154,13 @@ def model_flops(config, algorithm: str, seqgan_step: str = 'generator') -> int:
   if algorithm == 'seqgan':
     if seqgan_step == 'discriminator':
       return b * t * dec_token + 3 * 2 * b * _cnn_flops(config, t)
-    rows = b * (t - 1) * config.gan.num_rollouts
-    return (b * t * dec_token + rows * t * dec_token + (rows + b) * _cnn_flops(config, t)
+    from jaxtextgen.steps import seqgan  # pylint: disable=g-import-not-at-top
+    n = config.gan.num_rollouts
+    rows = b * (t - 1) * n
+    # Rollouts: one teacher-forced pass, then each prefix group from its first state.
+    roll_steps = b * t + b * n * sum((e - a) * (t - a) for a, e in seqgan.prefix_groups(
+        1, t, config.gan.rollout_groups))
+    return (b * t * dec_token + roll_steps * dec_token + (rows + b) * _cnn_flops(config, t)
             + 3 * b * t * dec_token)
   if algorithm == 'gumbel_gan':
     # The relaxed unroll: every token also feeds y_t @ E [V, emb] back; D reads a fake
