@@ -382,8 +382,18 @@ def window_mean(rows: list[dict]) -> dict:
   return out
 
 
+def _require_checkpoint(workdir: str) -> None:
+  """eval and sample read a trained workdir; on a missing or misspelt one they create
+  nothing."""
+  ckpt = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt) or not any(d.isdigit() for d in os.listdir(ckpt)):
+    raise FileNotFoundError(f'no checkpoint in {ckpt}; train first with --mode=train '
+                            f'--workdir={workdir} (or check the --workdir spelling)')
+
+
 def evaluate_checkpoint(config, workdir: str) -> dict:
   """--mode=eval: metrics of the latest checkpoint, also written to eval_<step>.json."""
+  _require_checkpoint(workdir)
   run = Run(config, workdir)
   state, step = run.restore_or_init(require=True)
   metrics = run.evaluate(state, step)
@@ -396,6 +406,7 @@ def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]
   samples_<step>.txt), then whatever the algorithm's optional hook
   `sample_outputs(state, rng, step, *, config, data, outputs)` adds (the autoencoders:
   reconstructions of a file, a homotopy, a latent PNG). Returns the lines to print."""
+  _require_checkpoint(workdir)
   run = Run(config, workdir)
   hook = getattr(run.algo, 'sample_outputs', None)
   if hook is None:

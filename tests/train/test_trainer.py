@@ -255,3 +255,13 @@ def test_certainly_wrong_values_are_rejected_before_anything_is_written(tmp_path
   with pytest.raises(ValueError, match=message):
     trainer.train_and_evaluate(c, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('mode', ['eval', 'sample'])
+def test_eval_and_sample_on_a_missing_workdir_create_nothing(tmp_path, mode):
+  fn = trainer.evaluate_checkpoint if mode == 'eval' else trainer.sample_checkpoint
+  workdir = tmp_path / 'mispelt'
+  with pytest.raises(FileNotFoundError, match='no checkpoint in .*mispelt/checkpoints; train '
+                     'first'):
+    fn(_oracle_config(), str(workdir))
+  assert not workdir.exists()
