@@ -150,11 +150,8 @@ class Run:
     return {k: float(v) for k, v in metrics.items()}
 
   def write_eval(self, step: int, metrics: dict) -> str:
-    path = os.path.join(self.workdir, f'eval_{step}.json')
-    if self.is_chief:
-      with open(path, 'w', encoding='utf-8') as f:
-        json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
-    return path
+    return self.write_text(f'eval_{step}.json', [json.dumps({'step': step, **metrics},
+                                                            indent=2, sort_keys=True)])
 
   # --- what sample_outputs hooks write through (`outputs`) ------------------------------------
   def path(self, name: str) -> str:
@@ -165,8 +162,11 @@ class Run:
     """WORKDIR/name with one line per entry (chief only); returns the path."""
     path = os.path.join(self.workdir, name)
     if self.is_chief:
-      with open(path, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
+      try:
+        with open(path, 'w', encoding='utf-8') as f:
+          f.write('\n'.join(lines) + '\n')
+      except OSError as e:  # e.g. a read-only workdir: the caller still prints its results
+        logging.warning('could not write %s (%s); the results are only printed', path, e)
     return path
 
 

@@ -265,3 +265,22 @@ def test_eval_and_sample_on_a_missing_workdir_create_nothing(tmp_path, mode):
                      'first'):
     fn(_oracle_config(), str(workdir))
   assert not workdir.exists()
+
+
+def test_eval_on_a_read_only_workdir_still_returns_its_metrics(tmp_path, monkeypatch):
+  c = _oracle_config()
+  workdir = str(tmp_path / 'run')
+  trainer.train_and_evaluate(c, workdir)
+  real_open = open
+
+  def read_only(path, mode='r', *args, **kwargs):
+    if 'w' in mode and str(path).endswith('.json') and 'eval_' in str(path):
+      raise PermissionError(13, 'Permission denied', str(path))
+    return real_open(path, mode, *args, **kwargs)
+  monkeypatch.setattr('builtins.open', read_only)
+  for f in os.listdir(workdir):
+    if f.startswith('eval_'):
+      os.remove(os.path.join(workdir, f))
+  metrics = trainer.evaluate_checkpoint(c, workdir)
+  assert metrics['step'] == c.num_train_steps and np.isfinite(metrics['nll_per_token'])
+  assert not any(f.startswith('eval_') for f in os.listdir(workdir))
