@@ -1,6 +1,6 @@
 """SeqGAN on COCO image captions (Texygen's 10,000-caption train file).
 
-Data: /work/shared/data/image_coco/train.txt (lowercased, whitespace tokens, vocabulary of
+Data: ../shared/data/image_coco/train.txt (lowercased, whitespace tokens, vocabulary of
 the training slice); train on its first 9,000 lines, evaluate on the last 1,000
 ('train[9000:]', since Texygen's test file is not shipped): they are the BLEU references
 and the NLL-gen split. max_len 36 keeps every caption whole (35 words + EOS).

@@ -15,6 +15,7 @@ A batch is a dict of numpy arrays:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from typing import Iterator
@@ -186,8 +187,13 @@ def _oracle_data(cfg) -> Data:
   from jaxtextgen.data import oracle  # pylint: disable=g-import-not-at-top
   if cfg.oracle_path:
     params = oracle.load_oracle_params(cfg.oracle_path)
+    with open(cfg.oracle_path, 'rb') as f:
+      digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    logging.info('oracle: the weights in %s (sha256 %s...)', cfg.oracle_path, digest)
   else:
     params = oracle.random_oracle_params(cfg.oracle_seed, vocab_size=cfg.oracle_vocab_size)
+    logging.info('oracle: seeded random (data.oracle_seed=%d; no data.oracle_path)',
+                 cfg.oracle_seed)
   vocab_size = int(params['emb'].shape[0])
   vocab = Vocab.identity(vocab_size)
   def split(seed, num):
