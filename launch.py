@@ -54,7 +54,7 @@ def main(argv):
   except trainer.Stopped as e:
     logging.warning('%s', e)
     sys.exit(trainer.EXIT_STOPPED)
-  except USER_ERRORS as e:
+  except USER_ERRORS + (trainer.WorkdirInUse, trainer.CheckpointError) as e:
     if FLAGS.traceback:
       raise
     logging.flush()

@@ -9,6 +9,10 @@ import jax
 import orbax.checkpoint as ocp
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be restored (corrupt, or of another config)."""
+
+
 class Checkpointer:
   """Keeps the last `keep` checkpoints of a run under WORKDIR/checkpoints/<step>.
 
@@ -35,7 +39,7 @@ class Checkpointer:
     try:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax raises many types; all mean the same to a user
-      raise RuntimeError(
+      raise CheckpointError(
           f'could not restore the checkpoint {path}: {type(e).__name__}: {e}\n'
           'It is corrupt or was written by a different config (model sizes, algorithm). '
           f'Move it aside (mv {path} {path}.bad) to resume from the previous checkpoint, '

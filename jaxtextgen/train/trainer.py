@@ -35,7 +35,7 @@ from jaxtextgen.data import pipeline
 from jaxtextgen.steps import common
 from jaxtextgen.steps import schedule as schedule_lib
 from jaxtextgen.train import parallel
-from jaxtextgen.train.checkpoint import Checkpointer
+from jaxtextgen.train.checkpoint import CheckpointError, Checkpointer  # pylint: disable=unused-import
 from jaxtextgen.train.writer import MetricWriter
 
 
@@ -244,9 +244,54 @@ class _StopFlag:
       signal.signal(s, old)
 
 
+class WorkdirInUse(RuntimeError):
+  """Another process is training in this workdir."""
+
+
+class _WorkdirLock:
+  """WORKDIR/train.lock, held (flock) by the one process that trains there: a second
+  trainer on the same workdir fails at once; eval and sample do not take it. Released
+  by the OS when the process dies, so a killed run leaves no stale lock."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self._file = None
+    if not enabled:
+      return
+    import fcntl  # pylint: disable=g-import-not-at-top
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, 'train.lock')
+    self._file = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      holder = self._file.read().strip() or 'another process'
+      self._file.close()
+      raise WorkdirInUse(f'{workdir} is in use: {holder} is training there ({path}). Stop '
+                         'it, or give this run another --workdir.') from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f'pid {os.getpid()} on {os.uname().nodename}\n')
+    self._file.flush()
+
+  def release(self):
+    if self._file is not None:
+      self._file.close()  # closing drops the flock
+      self._file = None
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.algorithm` in `workdir` (resuming if it holds a checkpoint) and
   returns the final eval metrics."""
+  check_values(config)
+  lock = _WorkdirLock(workdir, enabled=jax.process_index() == 0)
+  try:
+    return _train(config, workdir)
+  finally:
+    lock.release()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run = Run(config, workdir)
   cfg, sched = run.config, run.schedule
   state, start = run.restore_or_init()

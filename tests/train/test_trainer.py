@@ -284,3 +284,15 @@ def test_eval_on_a_read_only_workdir_still_returns_its_metrics(tmp_path, monkeyp
   metrics = trainer.evaluate_checkpoint(c, workdir)
   assert metrics['step'] == c.num_train_steps and np.isfinite(metrics['nll_per_token'])
   assert not any(f.startswith('eval_') for f in os.listdir(workdir))
+
+
+def test_a_second_trainer_on_the_same_workdir_fails_at_once(tmp_path):
+  workdir = str(tmp_path / 'run')
+  held = trainer._WorkdirLock(workdir)  # pylint: disable=protected-access  (another trainer)
+  try:
+    with pytest.raises(trainer.WorkdirInUse, match=rf'is in use: pid {os.getpid()} on .* is '
+                       'training there'):
+      trainer.train_and_evaluate(_oracle_config(), workdir)
+    assert sorted(os.listdir(workdir)) == ['train.lock']  # nothing else written
+  finally:
+    held.release()
