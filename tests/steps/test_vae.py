@@ -200,3 +200,30 @@ def test_aggressive_rounds_update_one_player_at_a_time():
   with pytest.raises(ValueError, match='aggressive_encoder_updates'):
     vae.init(jax.random.key(0), _config(aggressive_steps=4, aggressive_encoder_updates=0),
              _batch())
+
+
+def test_eval_metrics_obey_their_definitions_over_two_batches():
+  """finalize_eval over two batches summed as the trainer sums them: the IW bound is at
+  least as tight as the ELBO (up to its noise), KL >= 0 and equals the closed form, 0 <=
+  AU <= Z and equals a numpy variance count, and the whole-split MI is mutual_information
+  of the collected rows."""
+  from jaxtextgen.metrics import latent as latent_metrics  # pylint: disable=g-import-not-at-top
+  c = _config(iw_samples=16, iw_chunk=8)
+  state = _state()
+  outs = [jax.jit(functools.partial(vae.eval_step, config=c))(state, _batch(s), jax.random.key(s))
+          for s in (1, 2)]
+  rows = [jax.tree.map(np.asarray, o.pop('per_example')) for o in outs]
+  sums = jax.tree.map(lambda a, b: np.asarray(a) + np.asarray(b), *outs)
+  sums['per_example'] = jax.tree.map(lambda *xs: np.concatenate(xs), *rows)
+  m = vae.finalize_eval(sums)
+  assert m['eval_sentences'] == 2 * B
+  assert m['iw_nll'] <= m['neg_elbo'] + 0.05 * abs(m['neg_elbo'])
+  means = np.concatenate([r['mean'] for r in rows]).astype(np.float64)
+  logvars = np.concatenate([r['logvar'] for r in rows]).astype(np.float64)
+  kl = 0.5 * (np.exp(logvars) + means ** 2 - 1 - logvars).sum(-1).mean()
+  assert m['kl'] >= 0 and m['kl'] == pytest.approx(kl, rel=1e-4)
+  au = int((means.var(axis=0) > 0.01).sum())
+  assert 0 <= m['active_units'] <= Z and m['active_units'] == au
+  whole = latent_metrics.mutual_information(*(jnp.asarray(np.concatenate([r[k] for r in rows]))
+                                              for k in ('mean', 'logvar', 'z')))
+  assert m['mi'] == pytest.approx(float(whole), rel=1e-5)
