@@ -451,11 +451,11 @@ def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]
   samples_<step>.txt), then whatever the algorithm's optional hook
   `sample_outputs(state, rng, step, *, config, data, outputs)` adds (the autoencoders:
   reconstructions of a file, a homotopy, a latent PNG). Returns the lines to print."""
+  hook = getattr(steps.get(config.algorithm), 'sample_outputs', None)
+  if hook is None:  # a config error comes first, before the workdir is looked at
+    common.reject_sample_requests(config)
   _require_checkpoint(workdir)
   run = Run(config, workdir)
-  hook = getattr(run.algo, 'sample_outputs', None)
-  if hook is None:
-    common.reject_sample_requests(run.config)
   state, step = run.restore_or_init(require=True)
   num = run.config.sample.num if num is None else num
   lines = []
