@@ -72,8 +72,8 @@ def shard_for_pmap(batch: dict, n: int, *, stacked: bool = False) -> dict:
   [k, global_batch, ...] -> [n, k, global_batch // n, ...]."""
   def split(x):
     if stacked:
-      x = np.moveaxis(np.asarray(x).reshape((x.shape[0], n, x.shape[1] // n) + x.shape[2:]), 1, 0)
-      return x
+      return np.moveaxis(np.asarray(x).reshape((x.shape[0], n, x.shape[1] // n) + x.shape[2:]),
+                         1, 0)
     return x.reshape((n, x.shape[0] // n) + x.shape[1:])
   return jax.tree.map(split, batch)
 
