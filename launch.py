@@ -5,7 +5,12 @@
     python launch.py --config=configs/lm_ptb.py --workdir=/tmp/lm --mode=eval
 
 --mode=eval writes WORKDIR/eval_<step>.json and prints the same JSON object as
-its last line; --mode=sample prints decoded samples (one per line).
+its last line; --mode=sample prints decoded samples (one per line); --mode=transfer
+(models with an attribute code: ctrl_gen, cross_align) moves each sentence of --input to
+class --to_label and prints / writes `input<TAB>output` lines:
+
+    python launch.py --config=configs/ctrl_gen_yelp.py --workdir=/tmp/ctrl --mode=transfer \
+      --input=my_sentences.txt --to_label=1 [--output=out.tsv]
 
 Exit codes: 0 done; 2 a user error (bad config value, corpus, workdir or checkpoint),
 printed as one line `error: ...` (--traceback shows where it came from); 75 stopped by
@@ -25,7 +30,12 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file('config', None, 'Config file, optionally with a preset: '
                                 'configs/X.py[:smoke].', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, vocabulary, logs, samples.')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to do.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample', 'transfer'], 'What to do.')
+flags.DEFINE_string('input', '-', '--mode=transfer: sentences to transfer, one per line '
+                    "('-': stdin).")
+flags.DEFINE_integer('to_label', None, '--mode=transfer: the class to move them to.')
+flags.DEFINE_string('output', '', '--mode=transfer: where to write input<TAB>output lines '
+                    '(default WORKDIR/transfer_<step>.txt).')
 flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() (TPU pods, multi-node GPU).')
 flags.DEFINE_bool('traceback', False, 'On a user error, show the traceback as well.')
 flags.mark_flags_as_required(['config', 'workdir'])
@@ -49,6 +59,12 @@ def main(argv):
       metrics = trainer.evaluate_checkpoint(config, workdir)
       sys.stdout.flush()
       print(json.dumps(metrics, sort_keys=True), flush=True)
+    elif FLAGS.mode == 'transfer':
+      if FLAGS.to_label is None:
+        raise ValueError('--mode=transfer needs --to_label=L, the class to move the sentences to')
+      lines = trainer.transfer_checkpoint(config, workdir, FLAGS.input, FLAGS.to_label,
+                                          FLAGS.output)
+      print('\n'.join(lines), flush=True)
     else:
       print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)
   except trainer.Stopped as e:

@@ -13,7 +13,8 @@ nll and accuracy_class{0,1} on the 3,999 dev sentences.
     python launch.py --config=configs/classifier_yelp.py:smoke --workdir=/tmp/cls_smoke
 
 Other runs use it as their judge: --config.eval.judge=/tmp/runs/classifier_yelp.
-Presets: 'smoke' (seconds). The corpus directory defaults to ../shared/data/yelp_sentiment
+Presets: 'captions' (Li et al. 2018's humorous / romantic captions, ../shared/data/
+captions_li2018: words seen >= 2 times, max_len 24, 1,500 steps), 'smoke' (seconds). The corpus directory defaults to ../shared/data/yelp_sentiment
 beside the repository; set --config.data.corpus_dir=... to use another copy.
 """
 
@@ -60,11 +61,15 @@ def smoke_classifier(c):
 
 
 def get_config(preset: str = ''):
-  presets = parse_presets(preset, ('smoke',))
+  presets = parse_presets(preset, ('captions', 'smoke'))
   c = classifier(base_config(), tokenizer='word', max_len=16, steps=3_000)
   c.data.corpus = 'yelp_sentiment'
   c.data.corpus_dir = os.path.abspath(_YELP)
   c.data.min_count = 5
+  if 'captions' in presets:  # the judge of configs/ctrl_gen_yelp.py / cross_align_yelp.py:captions
+    c.data.corpus = 'captions_li2018'
+    c.data.corpus_dir = os.path.abspath(os.path.join(_YELP, '..', 'captions_li2018'))
+    c.data.min_count, c.data.max_len, c.num_train_steps = 2, 24, 1_500
   if 'smoke' in presets:
     smoke_classifier(c)
     # Dev lists negatives first: 16 of each class in the smoke eval's 32 sentences.

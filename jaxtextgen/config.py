@@ -35,6 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
                                  # that counts them (0: eval never truncates)
   d.tokenizer = 'word'           # 'word' (whitespace-separated) or 'char' (every character)
   d.num_classes = 0              # labelled corpora: labels lie in [0, num_classes) (0: unlabelled)
+  d.label_fraction = 1.0         # semi-supervised: keep the labels of this fraction of train
+                                 # sentences (a seeded choice); the others become -1 (unlabelled)
   d.sort_chunk = 0               # length bucketing: sort runs of this many batches (0: off)
   d.trim_multiple = 0            # cut batches to their longest sentence, rounded up to this
   d.min_count = 1                # vocabulary: words seen at least this often in train
@@ -80,6 +82,12 @@ def base_config() -> ml_collections.ConfigDict:
                                  # generated for each class (conditional models)
   e.judge_samples = 500          # conditional models: samples per class for judge_acc,
                                  # distinct-n and self-BLEU
+  e.fluency_lm = ''              # workdir of a trained 'lm': transfer_ppl of transferred
+                                 # sentences (ctrl_gen, cross_align)
+
+  # Models with an attribute code (ctrl_gen, cross_align): --mode=transfer and the eval.
+  c.transfer = t = ml_collections.ConfigDict()
+  t.decode = 'greedy'            # 'greedy' (argmax) or 'sample' (with config.sample's knobs)
 
   c.sample = s = ml_collections.ConfigDict()
   s.num = 10                     # sentences printed by --mode=sample
@@ -173,6 +181,25 @@ def base_config() -> ml_collections.ConfigDict:
   vg.gamma = 1.0                 # weight of the reconstruction NLL in the decoder's loss
   vg.feature_weight = 0.0        # Larsen's learned similarity: weight of ||D features of x
                                  # - of its reconstruction||^2 in the decoder's loss (0: off)
+
+  # Controlled generation (algorithm 'ctrl_gen', Hu et al. 2017): the VAE (config.ae,
+  # config.vae) whose decoder reads [z, one-hot c], the classifier of config.classifier, and
+  # config.gan's schedule: gan.mle_steps VAE steps, gan.d_pretrain_steps classifier steps on
+  # labelled data, gan.rounds wake-sleep rounds (g_steps generator, d_steps classifier steps);
+  # Gumbel-softmax sentences with gan.gumbel_* (inverse temperature 1 -> gumbel_beta_max).
+  c.ctrl_gen = cg = ml_collections.ConfigDict()
+  cg.lambda_c = 0.1              # weight of L_attr,c (q_D recovers c from soft sentences)
+  cg.lambda_z = 0.1              # weight of L_attr,z (q_E recovers z from soft sentences)
+  cg.lambda_u = 0.1              # weight of L_u (generated sentences) in the classifier loss
+  cg.entropy_beta = 0.1          # beta of L_u's minimum-entropy term
+
+  # Style transfer by cross-alignment (algorithm 'cross_align', Shen et al. 2017). The two
+  # discriminators over hidden states are config.gan.d_* (CNN sizes, dropout, optimizer).
+  c.cross_align = ca = ml_collections.ConfigDict()
+  ca.style_dim = 200             # style embedding of the decoder's state [style, z] (dim_y)
+  ca.rho = 1.0                   # weight of the adversarial loss
+  ca.gate = 1.2                  # adversarial update only while both D losses are below this
+  ca.gumbel_temperature = 0.1    # temperature of the free-running Gumbel-softmax decoder
 
   # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
   # config.data.num_classes.

@@ -53,6 +53,12 @@ def test_train_then_eval_prints_the_eval_json_last(tmp_path):
   assert last['step'] == 4 and last['nll_oracle'] > 0
   r = _launch(*common, '--mode=sample', '--config.sample.num=3')
   assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3
+  # --mode=transfer on a model without an attribute code: one line, exit code 2.
+  r = _launch(*common, '--mode=transfer', '--to_label=1', '--input=-')
+  assert r.returncode == 2, r.stderr[-3000:]
+  assert r.stderr.strip().splitlines()[-1] == (
+      "error: config.algorithm='lm' has no attribute code to set: --mode=transfer needs a "
+      'model with one (ctrl_gen, cross_align).')
 
 
 @pytest.mark.parametrize('name', ['gumbel_oracle', 'wgan_oracle', 'seqgan_coco', 'gumbel_coco',

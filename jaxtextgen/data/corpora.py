@@ -30,7 +30,7 @@ from tensorflow_datasets.proto import tf_example_pb2  # the records' wire format
 log = logging.getLogger(__name__)
 
 CORPORA: tuple[str, ...] = ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
-                            'cn_sentiment')
+                            'cn_sentiment', 'captions_li2018')
 
 # Bump when parsing changes, so caches prepared by older code are not reused.
 _FORMAT_VERSION = 1
@@ -65,6 +65,7 @@ class _Spec:
   lowercase: bool = False
   label_column: bool = False  # 'sentence<TAB>int' lines allowed (text_lines, cn_sentiment)
   label_required: bool = False  # ... and required on every non-blank line (cn_sentiment)
+  fallback_encoding: str = ''  # decode lines that are not UTF-8 with this, with a warning
 
 
 _SPECS: dict[str, _Spec] = {
@@ -83,6 +84,11 @@ _SPECS: dict[str, _Spec] = {
     'yelp_sentiment': _Spec(files={
         s: ((f'{f}.0', 0), (f'{f}.1', 1))
         for s, f in (('train', 'train'), ('validation', 'dev'), ('test', 'test'))}),
+    # Li et al. 2018's image captions: x.0 humorous, x.1 romantic; train.1 holds a latin-1 byte.
+    'captions_li2018': _Spec(files={
+        s: ((f'{f}.0', 0), (f'{f}.1', 1))
+        for s, f in (('train', 'train'), ('validation', 'dev'), ('test', 'test'))},
+        fallback_encoding='latin-1'),
     'cn_sentiment': _Spec(
         files={s: ((f'sentiment.{f}.data', -1),) for s, f in
                (('train', 'train'), ('validation', 'valid'), ('test', 'test'))},
@@ -152,9 +158,13 @@ def _read_lines(path: str, spec: _Spec, label: int) -> tuple[list[str], list[int
     try:
       line = raw.decode('utf-8')
     except UnicodeDecodeError as e:
-      raise ValueError(
-          f'{path} line {number} is not valid UTF-8 (byte offset {offset + e.start}); re-encode '
-          f'the file, e.g. `iconv -f latin1 -t utf-8`') from None
+      if not spec.fallback_encoding:
+        raise ValueError(
+            f'{path} line {number} is not valid UTF-8 (byte offset {offset + e.start}); '
+            're-encode the file, e.g. `iconv -f latin1 -t utf-8`') from None
+      log.warning('%s line %d is not valid UTF-8; read as %s (the corpus is known to hold '
+                  'such bytes)', path, number, spec.fallback_encoding)
+      line = raw.decode(spec.fallback_encoding)
     offset += len(raw) + 1
     if number == 1:
       line = line.removeprefix('\ufeff')  # a UTF-8 byte-order mark is not part of the text
@@ -257,6 +267,13 @@ class YelpSentiment(_CorpusBuilder, skip_registration=True):
   name = 'yelp_sentiment'
 
 
+class CaptionsLi2018(_CorpusBuilder, skip_registration=True):
+  """Li et al. 2018's image captions: {train,dev}.{0,1} -> train / validation, label 0
+  humorous, 1 romantic (a line that is not UTF-8 is read as latin-1, with a warning)."""
+
+  name = 'captions_li2018'
+
+
 class CnSentiment(_CorpusBuilder, skip_registration=True):
   """Chinese sentence sentiment (bert4keras' CLN example): sentiment.{train,valid,test}.data
   -> train / validation / test; lines `text<TAB>label`, 1 positive, 0 negative. The text
@@ -267,7 +284,7 @@ class CnSentiment(_CorpusBuilder, skip_registration=True):
 
 BUILDERS: dict[str, type[_CorpusBuilder]] = {
     b.name: b for b in (TextLines, Ptb, CocoCaptions, EmnlpNews, YelpSentiment,
-                         CnSentiment)}
+                         CnSentiment, CaptionsLi2018)}
 
 
 def _fingerprint(corpus: str, corpus_dir: str, plan: Mapping[str, list[tuple[str, int]]]) -> str:

@@ -227,6 +227,16 @@ def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
       'fix the corpus labels')
 
 
+def keep_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Semi-supervised training data: the labels of round(fraction * n) sentences, chosen
+  by a permutation seeded by `seed`, and -1 (unlabelled) for the others."""
+  keep = int(round(fraction * len(labels)))
+  out = np.full_like(labels, -1)
+  chosen = np.random.default_rng(seed).permutation(len(labels))[:keep]
+  out[chosen] = labels[chosen]
+  return out
+
+
 def eval_length(texts: list[str], vocab: Vocab, max_len: int, max_eval_len: int) -> int:
   """Eval rows' length: the longest sentence plus EOS (at least max_len), so eval
   scores whole sentences, unless max_eval_len > 0 caps it."""
@@ -241,6 +251,10 @@ def _check_data_config(cfg) -> None:
     raise ValueError(f'config.data.max_eval_len={cfg.max_eval_len} is below config.data.max_len='
                      f'{cfg.max_len}: eval would cut sentences shorter than training does; set '
                      f'it >= {cfg.max_len}, or 0 for no eval truncation')
+  if not 0 < cfg.label_fraction <= 1 or (cfg.label_fraction < 1 and cfg.num_classes < 2):
+    raise ValueError(f'config.data.label_fraction={cfg.label_fraction}: the fraction of train '
+                     'labels kept must lie in (0, 1], and below 1 it needs a labelled corpus '
+                     '(config.data.num_classes >= 2)')
   if cfg.num_classes < 0 or cfg.num_classes == 1:
     raise ValueError(f'config.data.num_classes={cfg.num_classes}: use 0 (unlabelled) or the '
                      'number of classes, at least 2')
@@ -286,6 +300,9 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
   names = ('oracle train', 'oracle eval') if cfg.corpus == 'oracle' else (cfg.train_split,
                                                                           cfg.eval_split)
   check_labels(data.train.labels, cfg.num_classes, names[0])
+  if cfg.label_fraction < 1:
+    data = dataclasses.replace(data, train=dataclasses.replace(
+        data.train, labels=keep_labels(data.train.labels, cfg.label_fraction, config.seed)))
   if data.eval is not None:
     check_labels(data.eval.labels, cfg.num_classes, names[1])
   if vocab_path and save_vocab and not os.path.exists(vocab_path):

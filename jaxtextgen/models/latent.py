@@ -37,10 +37,11 @@ class LatentEncoder(nn.Module):
   variational: bool = True
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False):
-    """tokens int32 [batch, time], mask [batch, time] ->
-    (mean float32 [batch, Z], logvar float32 [batch, Z] or None when not variational)."""
-    summary = self.lstm(tokens, mask, train=train)
+  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False, state=None):
+    """tokens int32 [batch, time] (or token distributions [batch, time, V]), mask
+    [batch, time] -> (mean float32 [batch, Z], logvar float32 [batch, Z] or None when not
+    variational). `state`: the LSTM's initial state (`LSTMEncoder`)."""
+    summary = self.lstm(tokens, mask, train=train, state=state)
     dense = lambda name: nn.Dense(self.latent_dim, dtype=self.lstm.dtype, name=name)
     mean = dense('mean')(summary).astype(jnp.float32)
     chex.assert_shape(mean, (tokens.shape[0], self.latent_dim))

@@ -339,9 +339,17 @@ class LSTMEncoder(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False):
-    """tokens int32 [batch, time], mask [batch, time] -> [batch, H or 2H] summary."""
-    x = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=nn.initializers.normal(0.1))(tokens)
+  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False,
+               state: LSTMState | None = None):
+    """tokens int32 [batch, time] (or float [batch, time, V] token distributions, read
+    as their expected embeddings: Gumbel-softmax sentences), mask [batch, time] ->
+    [batch, H or 2H] summary. `state`: the forward direction's initial (c, h) (e.g. from
+    a style label, Shen et al. 2017), zeros by default."""
+    embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=nn.initializers.normal(0.1))
+    if jnp.issubdtype(tokens.dtype, jnp.integer):
+      x = embed(tokens)
+    else:
+      x = tokens.astype(self.dtype) @ embed.embedding.astype(self.dtype)
     x = nn.Dropout(self.dropout)(x.astype(self.dtype), deterministic=not train)
     m = mask.astype(bool)
     last = jnp.maximum(m.sum(axis=1) - 1, 0)[:, None, None]
@@ -352,7 +360,8 @@ class LSTMEncoder(nn.Module):
       # The backward direction reads each sentence reversed within its length,
       # so it starts at the last real token rather than at trailing padding.
       xs = x if direction == 'fwd' else _reverse_within_length(x, m)
-      hs, _ = layer(xs, layer.zero_state(tokens.shape[0]), None, train=train)
+      start = state if state is not None and direction == 'fwd' else layer.zero_state(x.shape[0])
+      hs, _ = layer(xs, start, None, train=train)
       outs.append(jnp.take_along_axis(hs, last, axis=1)[:, 0])
     return jnp.concatenate(outs, axis=-1)
 

@@ -14,6 +14,9 @@ without knowing the algorithm:
         train_step for config.num_train_steps steps)
     evaluate_samples(state, rng, *, config, data) -> dict of metrics
         measured at every eval on samples of its own (NLL-oracle, a judge's accuracy)
+    transfer(state, tokens, mask, to_labels, from_labels, *, config) -> int32 [n, max_len]
+        models with an attribute code: each sentence rewritten with another class's
+        code (--mode=transfer, `steps.transfer`)
     sample_outputs(state, rng, step, *, config, data, outputs) -> lines to print
         what --mode=sample adds to the samples (reconstructions, homotopies, PNGs);
         `outputs` writes files: write_text(name, lines) -> path, path(name), is_chief
@@ -25,7 +28,7 @@ import importlib
 import types
 
 ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan', 'vae_gan', 'classifier',
-              'cln_lm')
+              'cln_lm', 'ctrl_gen', 'cross_align')
 
 
 def get(name: str) -> types.ModuleType:

@@ -122,16 +122,22 @@ def init_discriminator(rng: jax.Array, config):
   weight-clipped critic starts inside the box too."""
   tokens = jnp.zeros((1, config.data.max_len), jnp.int32)
   params = make_discriminator(config).init(rng, tokens)['params']
+  if config.gan.clip > 0:
+    params = gan_losses.clip_weights(params, config.gan.clip)
+  return params, discriminator_optimizer(config)
+
+
+def discriminator_optimizer(config) -> optax.GradientTransformation:
+  """config.gan.d_optimizer at constant d_learning_rate with d_grad_clip (Adam's betas
+  from config.optimizer); with gan.clip, every update lands inside [-clip, clip]."""
   g = config.gan
-  if g.clip > 0:
-    params = gan_losses.clip_weights(params, g.clip)
   opt = ml_collections.ConfigDict(dict(
       config.optimizer.to_dict(), name=g.d_optimizer, learning_rate=g.d_learning_rate,
       grad_clip=g.d_grad_clip, schedule='constant', weight_decay=0.0))
   tx = make_optimizer(opt, config.num_train_steps)
-  if g.clip > 0:  # WGAN: every update lands inside [-clip, clip]
+  if g.clip > 0:  # WGAN
     tx = optax.chain(tx, gan_losses.clip_weights_transform(g.clip))
-  return params, tx
+  return tx
 
 
 def discriminator_logits(params, tokens: jax.Array, *, config, rng=None) -> jax.Array:
@@ -422,18 +428,20 @@ def round_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=
 
 
 def gan_schedule(config, *, mle: Callable, discriminator: Callable, generator: Callable,
-                 pretrain: str = 'mle', counted_pretrain: bool = True):
+                 pretrain: str = 'mle', counted_pretrain: bool = True,
+                 d_pretrain: Callable | None = None, d_pretrain_name: str = 'd_pretrain'):
   """The schedule of a GAN (module docstring) from config.gan, with the algorithm's
   three single-batch updates (state, batch, rng, *, config, axis_name) -> (state, metrics);
   the first phase is named `pretrain`, and `mle` is wrapped by `counted` unless
   `counted_pretrain` is False (an update that draws its keys and advances the step
-  itself, e.g. `vae.train_step`)."""
+  itself, e.g. `vae.train_step`). The second phase, `d_pretrain_name`, runs `d_pretrain`
+  (default: `discriminator`)."""
   check_config(config)
   g = config.gan
   fused = functools.partial(round_step, generator=generator, discriminator=discriminator)
   return schedule.Schedule((
       schedule.Phase(pretrain, counted(mle) if counted_pretrain else mle, g.mle_steps),
-      schedule.Phase('d_pretrain', counted(discriminator), g.d_pretrain_steps),
+      schedule.Phase(d_pretrain_name, counted(d_pretrain or discriminator), g.d_pretrain_steps),
       schedule.Phase('round', fused, g.rounds, batches=g.g_steps + g.d_steps)))
 
 

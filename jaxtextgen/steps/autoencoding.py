@@ -56,12 +56,14 @@ def is_variational(encoder_params) -> bool:
   return 'logvar' in encoder_params
 
 
-def init(rng: jax.Array, config, sample_batch, *, variational: bool) -> TrainState:
-  """Encoder and decoder params and one optimizer each; `sample_batch` fixes shapes."""
+def init(rng: jax.Array, config, sample_batch, *, variational: bool,
+         code_dim: int = 0) -> TrainState:
+  """Encoder and decoder params and one optimizer each; `sample_batch` fixes shapes.
+  `code_dim`: the decoder reads [z, code] with a code of this size (`vae.latent_condition`)."""
   k_enc, k_dec = jax.random.split(rng)
   tokens, mask = jnp.asarray(sample_batch['tokens']), jnp.asarray(sample_batch['mask'])
   enc = make_encoder(config, variational=variational).init(k_enc, tokens, mask)['params']
-  z = jnp.zeros((tokens.shape[0], config.ae.latent_dim), jnp.float32)
+  z = jnp.zeros((tokens.shape[0], config.ae.latent_dim + code_dim), jnp.float32)
   dec = make_decoder(config).init(k_dec, shift_right(tokens, config.vocab.bos_id), z)['params']
   tx = {p: make_optimizer(config.optimizer, config.num_train_steps) for p in PLAYERS}
   return TrainState.create({'encoder': enc, 'decoder': dec}, tx)
@@ -101,10 +103,11 @@ def with_pretrained_encoder(params: dict, pretrained: dict, source: str) -> dict
 
 # --- forward pieces -------------------------------------------------------------------------------
 
-def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config):
-  """(mean [batch, Z], logvar [batch, Z] or None for a deterministic encoder)."""
+def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config, state=None):
+  """(mean [batch, Z], logvar [batch, Z] or None for a deterministic encoder) of token ids
+  [batch, T] or token distributions [batch, T, V]; `state`: the LSTM's initial state."""
   encoder = make_encoder(config, variational=is_variational(encoder_params))
-  return encoder.apply({'params': encoder_params}, tokens, mask)
+  return encoder.apply({'params': encoder_params}, tokens, mask, state=state)
 
 
 def sentence_nll(decoder_params, z: jax.Array, inputs: jax.Array, targets: jax.Array,

@@ -77,11 +77,16 @@ def make_encoder(config):
   raise ValueError(f'config.classifier.encoder={k.encoder!r}: use one of {ENCODERS}')
 
 
-def predict_logits(params, tokens: jax.Array, *, config, rng: jax.Array | None = None):
+def predict_logits(params, tokens: jax.Array, *, config, rng: jax.Array | None = None,
+                   mask: jax.Array | None = None):
   """Class logits float32 [batch, num_classes] of int token ids [batch, time] (PAD after
-  each sentence); dropout on when an rng is given. Pure and jittable."""
+  each sentence), or of token distributions [batch, time, V] (soft sentences) with their
+  `mask` [batch, time]; dropout on when an rng is given. Pure and jittable."""
   tokens = jnp.asarray(tokens)
-  mask = (tokens != config.vocab.pad_id).astype(jnp.float32)
+  if mask is None:
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+      raise ValueError('predict_logits: token distributions need their mask [batch, time]')
+    mask = (tokens != config.vocab.pad_id).astype(jnp.float32)
   rngs = {'dropout': rng} if rng is not None else {}
   return make_encoder(config).apply({'params': params}, tokens, mask=mask,
                                     train=rng is not None, rngs=rngs)
@@ -111,8 +116,10 @@ def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   rng = jax.random.fold_in(rng, state.step)
   if axis_name is not None:  # different dropout masks on different shards
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  weight, labels = batch['weight'], batch['label']
-  count = global_sum(weight.sum(), axis_name)
+  # Unlabelled sentences (label -1, config.data.label_fraction < 1) do not count.
+  weight = batch['weight'] * (batch['label'] >= 0)
+  labels = jnp.maximum(batch['label'], 0)
+  count = jnp.maximum(global_sum(weight.sum(), axis_name), 1.0)
 
   def loss_fn(params):
     logits = predict_logits(params, batch['tokens'], config=config, rng=rng)
@@ -235,6 +242,16 @@ def load_judge(workdir: str, *, field: str = 'config.eval.judge', batch_size: in
   vocab = Vocab.load(os.path.join(workdir, 'vocab.json'))
   params = load_params(workdir, field, train_hint)['classifier']
   return Judge(config, vocab, params, _latest_eval_accuracy(workdir), batch_size)
+
+
+_JUDGES: dict = {}
+
+
+def cached_judge(workdir: str) -> Judge:
+  """`load_judge(workdir)`, loaded once per process (eval hooks call it at every eval)."""
+  if workdir not in _JUDGES:
+    _JUDGES[workdir] = load_judge(workdir)
+  return _JUDGES[workdir]
 
 
 def _latest_eval_accuracy(workdir: str) -> float | None:

@@ -51,6 +51,9 @@ SELF_BLEU_ORDERS = (2, 3, 4)
 
 def _num_classes(config) -> int:
   c = config.data.num_classes
+  if config.data.label_fraction < 1:
+    raise ValueError(f'config.data.label_fraction={config.data.label_fraction}: cln_lm learns '
+                     'from labelled sentences only; set it to 1 (ctrl_gen uses unlabelled ones)')
   if c < 2:
     raise ValueError(f'config.data.num_classes={c}: cln_lm generates text of a class; set it to '
                      'the number of classes of the labelled corpus (e.g. 2 for sentiment).')
@@ -160,17 +163,6 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | 
   return draw(state.params['generator'], rng, _labels(label, num, config), config=config).tokens
 
 
-_JUDGES: dict = {}
-
-
-def _judge(workdir: str):
-  """The classifier of `workdir` (`classifier.load_judge`), loaded once per process."""
-  from jaxtextgen.steps import classifier  # pylint: disable=g-import-not-at-top
-  if workdir not in _JUDGES:
-    _JUDGES[workdir] = classifier.load_judge(workdir)
-  return _JUDGES[workdir]
-
-
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
   """Metrics of config.eval.judge_samples fresh samples per class, drawn at temperature 1:
   judge_acc (with config.eval.judge), distinct-1/2 and self-BLEU-2..4 over all samples."""
@@ -189,7 +181,7 @@ def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict
     out[f'self_bleu{k}'] = bleu.self_bleu(ids, k)
   if config.eval.judge:
     from jaxtextgen.steps import classifier  # pylint: disable=g-import-not-at-top
-    judge = _judge(config.eval.judge)
+    judge = classifier.cached_judge(config.eval.judge)
     texts = [data.vocab.decode(row) for row in tokens]
     out.update(classifier.judge_accuracy(judge, texts, labels))
     if judge.dev_accuracy is not None:

@@ -71,10 +71,11 @@ homotopy = autoencoding.homotopy
 sample_outputs = latent_outputs.sample_outputs  # --mode=sample: reconstructions, ...
 
 
-def init(rng: jax.Array, config, sample_batch) -> TrainState:
-  """Players 'encoder' (Gaussian head) and 'decoder'. With config.vae.encoder_init,
-  the encoder's LSTM and mean head come from that ae run's latest checkpoint and
-  the decoder starts fresh (Li et al. 2019)."""
+def init(rng: jax.Array, config, sample_batch, *, code_dim: int = 0) -> TrainState:
+  """Players 'encoder' (Gaussian head) and 'decoder' (reading [z, code] with a code of
+  `code_dim`, `latent_condition`). With config.vae.encoder_init, the encoder's LSTM and
+  mean head come from that ae run's latest checkpoint and the decoder starts fresh (Li
+  et al. 2019)."""
   if config.vae.kl_schedule not in SCHEDULES:
     raise ValueError(f'config.vae.kl_schedule={config.vae.kl_schedule!r}: use one of {SCHEDULES}')
   if config.vae.kl_schedule == 'cyclical' and config.num_train_steps <= 0:
@@ -87,7 +88,7 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   if config.vae.word_dropout and config.vocab.unk_id < 0:
     raise ValueError('config.vae.word_dropout needs an <unk> token, and this vocabulary has '
                      'none (the synthetic oracle); set config.vae.word_dropout=0.')
-  state = autoencoding.init(rng, config, sample_batch, variational=True)
+  state = autoencoding.init(rng, config, sample_batch, variational=True, code_dim=code_dim)
   if config.vae.encoder_init:
     path = config.vae.encoder_init
     enc = autoencoding.with_pretrained_encoder(
@@ -109,6 +110,15 @@ def kl_weight(step, config) -> jax.Array:
   else:
     w = jnp.ones((), jnp.float32)
   return v.beta * w
+
+
+def latent_condition(z: jax.Array, batch) -> jax.Array:
+  """What the decoder reads: z [batch, Z], or [z, batch['code']] when the batch carries an
+  attribute code [batch, C] (`ctrl_gen`'s one-hot c: batches are dicts that conditional
+  models add fields to)."""
+  if 'code' not in batch:
+    return z
+  return jnp.concatenate([z, batch['code'].astype(z.dtype)], axis=-1)
 
 
 def decoder_inputs(rng: jax.Array | None, batch, *, config, axis_name=None) -> jax.Array:
@@ -151,7 +161,8 @@ def elbo_grads(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
 
   def loss_fn(params):
     mean, logvar = encode(params['encoder'], tokens, mask, config=config)
-    rec = sentence_nll(params['decoder'], reparameterize(eps, mean, logvar), inputs, tokens,
+    rec = sentence_nll(params['decoder'], latent_condition(reparameterize(eps, mean, logvar),
+                                                           batch), inputs, tokens,
                        mask, config=config, train=True,
                        rng=autoencoding.dropout_key(k_drop, axis_name))
     kl = kl_gaussian(mean, logvar) * weight[:, None]
@@ -211,8 +222,9 @@ def iw_log_marginal(state: TrainState, batch, rng: jax.Array, mean, logvar, *, c
 
   def log_likelihood(z):  # [c, batch, Z] -> [c, batch]: one decoder pass of c * batch rows
     tile = lambda x: jnp.broadcast_to(x, (c,) + x.shape).reshape((-1,) + x.shape[1:])
-    nll = sentence_nll(state.params['decoder'], z.reshape(-1, z.shape[-1]), tile(inputs),
-                       tile(tokens), tile(mask), config=config)
+    codes = {'code': tile(batch['code'])} if 'code' in batch else {}
+    nll = sentence_nll(state.params['decoder'], latent_condition(z.reshape(-1, z.shape[-1]), codes),
+                       tile(inputs), tile(tokens), tile(mask), config=config)
     return -nll.reshape(c, -1)
 
   return latent_objectives.iw_log_marginal(rng, mean, logvar, log_likelihood,
@@ -226,30 +238,33 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   k_z, k_iw = jax.random.split(rng)
   mean, logvar = encode(state.params['encoder'], tokens, mask, config=config)
   z = reparameterize(jax.random.normal(k_z, mean.shape), mean, logvar)
-  rec = sentence_nll(state.params['decoder'], z, decoder_inputs(None, batch, config=config),
-                     tokens, mask, config=config)
+  rec = sentence_nll(state.params['decoder'], latent_condition(z, batch),
+                     decoder_inputs(None, batch, config=config), tokens, mask, config=config)
   real = weight > 0
   sums = {'sentences': weight.sum(), 'tokens': mask.sum(), 'rec_nll_sum': rec.sum(),
           'kl_sum': jnp.where(real, kl_gaussian(mean, logvar).sum(-1), 0.0).sum(),
           'per_example': {'mean': mean, 'logvar': logvar, 'z': z},
           'mu_sum': (mean * weight[:, None]).sum(0),          # [Z]: for active units
           'mu_sq_sum': (mean ** 2 * weight[:, None]).sum(0),  # [Z]
-          **autoencoding.greedy_bleu_sums(state, mean, batch, config=config)}
+          **autoencoding.greedy_bleu_sums(state, latent_condition(mean, batch), batch,
+                                          config=config)}
   if config.vae.iw_samples:
     log_px = iw_log_marginal(state, batch, k_iw, mean, logvar, config=config)
     sums['iw_nll_sum'] = -jnp.where(real, log_px, 0.0).sum()
   if config.eval.bleu:  # one temperature-1 prior sample per eval sentence
     prior = prior_draw(state.params['decoder'], jax.random.fold_in(rng, 1), tokens.shape[0],
-                       config=config)
+                       config=config, code=batch.get('code'))
     sums['per_example'].update(lm.bleu_rows(batch, prior, config=config))
   return sums
 
 
-def prior_draw(decoder_params, rng: jax.Array, num: int, *, config):
-  """`num` sentences (`sampler.Samples`) from z ~ N(0, I) at temperature 1: the model's
-  distribution, which metrics use whatever config.sample says."""
+def prior_draw(decoder_params, rng: jax.Array, num: int, *, config, code=None):
+  """`num` sentences (`sampler.Samples`) from z ~ N(0, I) (with the attribute codes
+  `code` [num, C], if any) at temperature 1: the model's distribution, which metrics use
+  whatever config.sample says."""
   k_z, k_tok = jax.random.split(rng)
   z = jax.random.normal(k_z, (num, config.ae.latent_dim))
+  z = z if code is None else latent_condition(z, {'code': code})
   v = config.vocab
   return sample_tokens(autoencoding.make_decoder(config), {'params': decoder_params}, k_tok,
                        batch=num, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,

@@ -470,6 +470,43 @@ def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]
   return lines
 
 
+def transfer_checkpoint(config, workdir: str, input_path: str, to_label: int,
+                        output: str = '') -> list[str]:
+  """--mode=transfer: the sentences of `input_path` (one per line, '-': stdin), each moved
+  to class `to_label` by the algorithm's `transfer` hook (`steps.transfer`) with the latest
+  checkpoint, written as `input<TAB>output` lines to `output` (default
+  WORKDIR/transfer_<step>.txt). Returns the lines to print."""
+  from jaxtextgen.steps import transfer as transfer_lib  # pylint: disable=g-import-not-at-top
+  fn = getattr(steps.get(config.algorithm), 'transfer', None)
+  if fn is None:
+    raise ValueError(f'config.algorithm={config.algorithm!r} has no attribute code to set: '
+                     '--mode=transfer needs a model with one (ctrl_gen, cross_align).')
+  transfer_lib.check_label(to_label, config)
+  texts = pipeline.read_sentences(input_path, '--input')
+  _require_checkpoint(workdir)
+  run = Run(config, workdir)
+  state, step = run.restore_or_init(require=True)
+  cfg = run.config
+  split = pipeline.tokenize(texts, None, run.data.vocab, cfg.data.max_len, name='--input',
+                            fix='the model reads its first max_len tokens')
+  n = len(texts)
+  # The source class: the other one of two (what a user transferring "to L" means);
+  # with more classes, models that read it (cross_align) need two.
+  source = np.full(n, (to_label + 1) % cfg.data.num_classes, np.int32)
+  out = transfer_lib.run_transfer(fn, state, split.tokens, split.mask,
+                                  np.full(n, to_label, np.int32), source, config=cfg)
+  lines = [f'{t}\t{run.data.vocab.decode(o)}' for t, o in zip(texts, out)]
+  if output:
+    try:
+      with open(output, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    except OSError as e:
+      raise FileNotFoundError(f'--output={output!r}: cannot write it ({e})') from None
+  else:
+    run.write_text(f'transfer_{step}.txt', lines)
+  return lines
+
+
 def _hms(seconds: float) -> str:
   seconds = int(seconds)
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'

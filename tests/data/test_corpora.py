@@ -28,7 +28,7 @@ def _splits(corpus, directory, tmp_path, **kwargs):
 
 def test_corpora_names():
   assert corpora.CORPORA == ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
-                             'cn_sentiment')
+                             'cn_sentiment', 'captions_li2018')
   assert set(corpora.BUILDERS) == set(corpora.CORPORA)
 
 
@@ -89,6 +89,18 @@ def test_yelp_sentiment_labels_from_suffix_negatives_first(tmp_path):
   dev = _load('yelp_sentiment', d, 'validation', tmp_path)
   assert (dev.texts, dev.labels.tolist()) == (['meh', 'nice', 'lovely'], [0, 1, 1])
   assert _splits('yelp_sentiment', d, tmp_path) == ['train', 'validation']
+
+
+def test_captions_li2018_reads_its_known_latin1_byte_with_a_warning(tmp_path, caplog):
+  files = {'train.0': 'a funny dog\n', 'train.1': b'a car on the track\xa3\xacfast\nlove\n',
+           'dev.0': 'ha\n', 'dev.1': 'sweet\n'}
+  d = _write(tmp_path / 'captions', files)
+  with caplog.at_level(logging.WARNING):
+    train = _load('captions_li2018', d, 'train', tmp_path)
+  assert train.texts == ['a funny dog', 'a car on the track\xa3\xacfast', 'love']
+  np.testing.assert_array_equal(train.labels, [0, 1, 1])
+  assert 'train.1 line 1 is not valid UTF-8; read as latin-1' in caplog.text
+  # Other corpora keep refusing such bytes (test_error_not_utf8).
 
 
 def test_cn_sentiment_text_tab_label_keeps_inner_spaces(tmp_path):
@@ -204,7 +216,7 @@ def _raises(tmp_path, exc, match, corpus, directory, split='train', **kwargs):
 
 def test_error_unknown_corpus(tmp_path):
   _raises(tmp_path, ValueError, r"unknown corpus 'ptbb'; valid corpora: text_lines, ptb, "
-          r'coco_captions, emnlp_news, yelp_sentiment, cn_sentiment', 'ptbb', str(tmp_path))
+          r'coco_captions, emnlp_news, yelp_sentiment, cn_sentiment, captions_li2018', 'ptbb', str(tmp_path))
 
 
 def test_error_missing_dir(tmp_path):

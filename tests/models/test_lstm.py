@@ -193,3 +193,20 @@ def test_token_nll_equals_token_nll_of_logits_with_the_same_dropout():
   nll, hidden = dec.apply(v, toks, targets, cond, return_hidden=True,
                           method=LSTMDecoder.token_nll)
   assert nll.shape == toks.shape and hidden.shape == (3, 7, 16)
+
+
+def test_encoder_reads_one_hot_distributions_as_ids_and_starts_from_a_given_state():
+  enc = LSTMEncoder(vocab_size=11, emb_dim=4, hidden_size=5)
+  tokens = jnp.array([[3, 4, 5, 0], [6, 7, 0, 0]], jnp.int32)
+  mask = (tokens > 0).astype(jnp.float32)
+  params = enc.init(jax.random.key(0), tokens, mask)
+  ids = enc.apply(params, tokens, mask)
+  soft = enc.apply(params, jax.nn.one_hot(tokens, 11), mask)
+  np.testing.assert_allclose(soft, ids, rtol=1e-6, atol=1e-6)
+  grads = jax.grad(lambda p: enc.apply(params, p, mask).sum())(jax.nn.one_hot(tokens, 11))
+  assert np.abs(np.asarray(grads)).sum() > 0  # soft sentences are differentiable inputs
+  start = ((jnp.ones((2, 5)), -jnp.ones((2, 5))),)
+  moved = enc.apply(params, tokens, mask, state=start)
+  assert np.abs(np.asarray(moved - ids)).min() > 0
+  np.testing.assert_allclose(enc.apply(params, tokens, mask, state=((jnp.zeros((2, 5)),) * 2,)),
+                             ids, rtol=1e-6)

@@ -1,0 +1,318 @@
+"""`ctrl_gen`: controlled generation of text (Hu et al. 2017, "Toward Controlled Generation
+of Text", sections 3-4), as published: a VAE whose decoder reads an unstructured latent z
+and an attribute code c, and a classifier that judges whether a sentence carries its c.
+
+Players:
+  'encoder'     q_E(z|x), the VAE's Gaussian encoder (`vae`, `autoencoding`)
+  'decoder'     G(z, c), the shared decoder of config.model.decoder conditioned on
+                [z, one-hot c] (`vae.latent_condition`): the LSTM through its initial state
+                and every input step, the Transformer through every Conditional LayerNorm
+  'classifier'  q_D(c|x), the classifier of config.classifier (Kim's CNN with
+                data.num_classes outputs, `classifier.make_encoder`); it reads token ids
+                and soft (Gumbel-softmax) sentences alike
+
+Losses (means over sentences; z ~ N(0, I) and c ~ uniform for generated sentences):
+  L_VAE     the VAE's annealed negative ELBO (`vae.elbo_grads`: config.vae's KL schedule,
+            word dropout, free bits), with the code of a real sentence its label when
+            labelled, else q_D's most likely class (no gradient)
+  L_attr,c  -log q_D(c | G~_tau(z, c)): the classifier must recover c from the decoder's
+            soft sentence, Gumbel-softmax at inverse temperature beta = 1 / tau
+            (`adversarial.gumbel_beta`: config.gan.gumbel_* anneal beta from 1 up to
+            gumbel_beta_max, i.e. tau towards 0)
+  L_attr,z  -log q_E(z | G~_tau(z, c)): the Gaussian density of z under the encoder's
+            posterior of the soft sentence (summed over z's dimensions), so z and c stay
+            independent
+  L_s       -log q_D(c_L | x_L) on the labelled real sentences
+  L_u       -log q_D(c | x^) + entropy_beta * H(q_D(. | x^)) on sentences x^ ~ G(z, c)
+            sampled at temperature 1: minimising it LOWERS the entropy of q_D's
+            prediction (minimum-entropy regularisation; Hu et al.'s eq. 7 maximises the
+            negation)
+Who is updated by what:
+  encoder     L_VAE only (the attribute losses read the encoder, never train it)
+  decoder     L_VAE + ctrl_gen.lambda_c * L_attr,c + ctrl_gen.lambda_z * L_attr,z
+  classifier  L_s + ctrl_gen.lambda_u * L_u (its parameters are constants of the
+              generator's losses)
+
+Wake-sleep schedule (`adversarial.gan_schedule`, lengths from config.gan at start-up):
+  'vae'         gan.mle_steps VAE steps on all sentences, with c ~ p(c) (Hu et al.'s
+                Algorithm 1: "initialise the base VAE ... with c sampled from the prior")
+  'classifier'  gan.d_pretrain_steps steps of L_s on labelled sentences
+  'round'       gan.rounds rounds of g_steps generator updates then d_steps classifier
+                updates, one fused update each
+Semi-supervised: config.data.label_fraction keeps the labels of that fraction of train
+sentences; the others are unlabelled text (L_VAE with q_D's code, no L_s).
+
+    from jaxtextgen.steps import ctrl_gen
+    state = ctrl_gen.init(rng, config, batch)
+    tokens = ctrl_gen.sample(state, rng, 8, config=config, label=1)
+    moved = ctrl_gen.transfer(state, tokens, mask, to_labels, from_labels, config=config)
+
+Eval (on the eval split): the VAE's metrics (`vae.finalize_eval`) with each sentence's true
+code; classifier_acc, q_D's accuracy; with config.eval.judge, judge_acc /
+judge_acc_class{c}: the judge's accuracy on eval.judge_samples prior sentences per class
+(z ~ N(0, I), decoded as config.transfer.decode says: greedy by default); and the transfer
+metrics of `steps.transfer` (every eval sentence moved to the other class: z = its
+posterior mean, c = the target).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxtextgen.models.sampler import relaxed_sample
+from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.objectives.divergences import entropy, gaussian_log_density
+from jaxtextgen.steps import adversarial, autoencoding, classifier, transfer as transfer_lib, vae
+from jaxtextgen.steps.autoencoding import encode, global_noise
+from jaxtextgen.steps.common import TrainState, global_sum
+
+
+def _num_classes(config) -> int:
+  c = config.data.num_classes
+  if c < 2:
+    raise ValueError(f'config.data.num_classes={c}: ctrl_gen needs the classes of a labelled '
+                     'corpus (at least 2), e.g. 2 for yelp_sentiment')
+  return c
+
+
+def init(rng: jax.Array, config, sample_batch) -> TrainState:
+  """Encoder and decoder (`vae.init`, the decoder reading [z, one-hot c]) and the
+  classifier (`classifier.init`'s model, config.gan.d_* optimizer)."""
+  c = _num_classes(config)
+  cg = config.ctrl_gen
+  if min(cg.lambda_c, cg.lambda_z, cg.lambda_u, cg.entropy_beta) < 0:
+    raise ValueError(f'config.ctrl_gen: need lambda_c, lambda_z, lambda_u, entropy_beta >= 0; '
+                     f'got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, {cg.entropy_beta}')
+  adversarial.check_config(config)
+  transfer_lib.check_config(config)
+  k_vae, k_cls = jax.random.split(rng)
+  state = vae.init(k_vae, config, sample_batch, code_dim=c)
+  cls = classifier.init(k_cls, config, sample_batch).params['classifier']
+  return TrainState.create({**state.params, 'classifier': cls},
+                           {**state.tx, 'classifier': adversarial.discriminator_optimizer(config)})
+
+
+def one_hot(labels: jax.Array, config) -> jax.Array:
+  return jax.nn.one_hot(labels, _num_classes(config), dtype=jnp.float32)
+
+
+def classify(params, x: jax.Array, mask: jax.Array, *, config, rng=None) -> jax.Array:
+  """q_D's logits [batch, C] of ids [batch, T] or soft sentences [batch, T, V]."""
+  return classifier.predict_logits(params, x, config=config, rng=rng, mask=mask)
+
+
+def real_codes(state: TrainState, batch, *, config) -> jax.Array:
+  """int [batch]: each real sentence's label, or q_D's most likely class when it has none."""
+  logits = classify(state.params['classifier'], batch['tokens'], batch['mask'], config=config)
+  return jnp.where(batch['label'] >= 0, batch['label'], jnp.argmax(logits, -1))
+
+
+def prior_codes(rng: jax.Array, n: int, *, config, axis_name=None):
+  """(z ~ N(0, I) [n, Z], c ~ uniform int [n]) for the GLOBAL batch, this device's rows."""
+  k_z, k_c = jax.random.split(rng)
+  z = global_noise(k_z, jax.random.normal, (n, config.ae.latent_dim), axis_name)
+  draw_c = lambda k, shape: jax.random.randint(k, shape, 0, _num_classes(config))
+  return z, global_noise(k_c, draw_c, (n,), axis_name)
+
+
+def vae_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """Phase 'vae': one step of encoder and decoder on L_VAE with c ~ p(c)."""
+  k_c, k_vae = jax.random.split(rng)
+  _, c = prior_codes(k_c, batch['tokens'].shape[0], config=config, axis_name=axis_name)
+  grads, metrics = vae.elbo_grads(state, {**batch, 'code': one_hot(c, config)}, k_vae,
+                                  config=config, axis_name=axis_name)
+  for player in autoencoding.PLAYERS:
+    state = state.apply_gradients(player, grads[player])
+  return state, metrics
+
+
+def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Array,
+                     rng: jax.Array, beta, *, config):
+  """(L_attr,c, L_attr,z, accuracy of q_D on the soft sentences) of the decoder's Gumbel-
+  softmax sentences G~(z, c) at inverse temperature beta; differentiable in
+  `decoder_params` only (the classifier and the encoder are read from `state`)."""
+  v, g = config.vocab, config.gan
+  soft = relaxed_sample(autoencoding.make_decoder(config), {'params': decoder_params}, rng,
+                        batch=z.shape[0], length=config.data.max_len, bos_id=v.bos_id,
+                        eos_id=v.eos_id, pad_id=v.pad_id, gumbel=True,
+                        inverse_temperature=beta, hard=g.gumbel_hard,
+                        cond=vae.latent_condition(z, {'code': one_hot(c, config)}))
+  frozen = jax.lax.stop_gradient(state.params)
+  logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config)
+  attr_c = optax.softmax_cross_entropy_with_integer_labels(logits, c).mean()
+  mean, logvar = encode(frozen['encoder'], soft.probs, soft.mask, config=config)
+  attr_z = -gaussian_log_density(z, mean, logvar).sum(-1).mean()
+  return attr_c, attr_z, (jnp.argmax(logits, -1) == c).mean()
+
+
+def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """One update of encoder (L_VAE) and decoder (L_VAE + lambda_c L_attr,c + lambda_z
+  L_attr,z). Returns (state, the VAE's metrics plus 'attr_c', 'attr_z', 'attr_acc',
+  'beta')."""
+  k_vae, k_prior, k_soft = jax.random.split(rng, 3)
+  cg = config.ctrl_gen
+  code = one_hot(real_codes(state, batch, config=config), config)
+  grads, metrics = vae.elbo_grads(state, {**batch, 'code': code}, k_vae, config=config,
+                                  axis_name=axis_name)
+  beta = adversarial.gumbel_beta(state.step, config)
+  z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
+
+  def loss_fn(decoder_params):
+    attr_c, attr_z, acc = attribute_losses(decoder_params, state, z, c, k_soft, beta,
+                                           config=config)
+    return cg.lambda_c * attr_c + cg.lambda_z * attr_z, {'attr_c': attr_c, 'attr_z': attr_z,
+                                                         'attr_acc': acc}
+
+  attr_grads, aux = jax.grad(loss_fn, has_aux=True)(state.params['decoder'])
+  attr_grads, aux = adversarial.pmean((attr_grads, aux), axis_name)
+  state = state.apply_gradients('encoder', grads['encoder'])
+  state = state.apply_gradients('decoder', jax.tree.map(jnp.add, grads['decoder'], attr_grads))
+  return state, {**metrics, **aux, 'beta': beta}
+
+
+def min_entropy_loss(logits: jax.Array, labels: jax.Array, beta) -> jax.Array:
+  """L_u of each generated sentence [batch]: -log q_D(c | x^) + beta * H(q_D(. | x^)) for
+  logits [batch, C] and the codes c [batch] it was generated with; minimising it lowers
+  the entropy of the prediction (Hu et al.'s minimum-entropy regulariser)."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels) + beta * entropy(logits)
+
+
+def classifier_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None,
+                    unsupervised: bool = True):
+  """One classifier update on L_s (+ lambda_u * L_u on fresh temperature-1 sentences of
+  the decoder when `unsupervised`). Returns (state, {'loss', 'sup_loss', 'acc'
+  (on the labelled real sentences) and 'unsup_loss', 'entropy', 'fake_acc'})."""
+  k_prior, k_sample, k_real, k_fake = jax.random.split(rng, 4)
+  cg, v = config.ctrl_gen, config.vocab
+  labelled = batch['weight'] * (batch['label'] >= 0)
+  count = jnp.maximum(global_sum(labelled.sum(), axis_name), 1.0)
+  labels = jnp.maximum(batch['label'], 0)
+  n = batch['tokens'].shape[0]
+  if unsupervised:
+    z, c = prior_codes(k_prior, n, config=config, axis_name=axis_name)
+    fake = sample_tokens(autoencoding.make_decoder(config), {'params': state.params['decoder']},
+                         k_sample, batch=n, length=config.data.max_len, bos_id=v.bos_id,
+                         eos_id=v.eos_id, pad_id=v.pad_id,
+                         cond=vae.latent_condition(z, {'code': one_hot(c, config)}))
+  n_global = global_sum(jnp.asarray(n, jnp.float32), axis_name)
+
+  def loss_fn(params):
+    logits = classify(params, batch['tokens'], batch['mask'], config=config, rng=k_real)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    sup = (nll * labelled).sum() / count
+    aux = {'sup_loss': sup, 'acc': ((jnp.argmax(logits, -1) == labels) * labelled).sum() / count}
+    loss = sup
+    if unsupervised:
+      f_logits = classify(params, fake.tokens, fake.mask, config=config, rng=k_fake)
+      h = entropy(f_logits)
+      unsup = min_entropy_loss(f_logits, c, cg.entropy_beta).sum() / n_global
+      loss = loss + cg.lambda_u * unsup
+      aux.update(unsup_loss=unsup, entropy=h.sum() / n_global,
+                 fake_acc=(jnp.argmax(f_logits, -1) == c).sum() / n_global)
+    return loss, aux
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params['classifier'])
+  grads, loss, aux = global_sum((grads, loss, aux), axis_name)
+  return state.apply_gradients('classifier', grads), {'loss': loss, **aux}
+
+
+def supervised_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """Phase 'classifier': `classifier_step` on L_s alone."""
+  return classifier_step(state, batch, rng, config=config, axis_name=axis_name,
+                         unsupervised=False)
+
+
+def train_step(state: TrainState, batches, rng: jax.Array, *, config, axis_name=None):
+  """One wake-sleep round (`adversarial.round_step`) on batches stacked
+  [g_steps + d_steps, B, T]: g_steps `generator_step`s, then d_steps `classifier_step`s."""
+  return adversarial.round_step(state, batches, rng, config=config, axis_name=axis_name,
+                                generator=generator_step, discriminator=classifier_step)
+
+
+def schedule(config):
+  """vae (gan.mle_steps), classifier (gan.d_pretrain_steps), round (gan.rounds)."""
+  return adversarial.gan_schedule(config, mle=vae_step, discriminator=classifier_step,
+                                  generator=generator_step, pretrain='vae',
+                                  d_pretrain=supervised_step, d_pretrain_name='classifier')
+
+
+# --- eval, sampling, transfer -------------------------------------------------------------------
+
+def _eval_batch(state: TrainState, batch, *, config):
+  return {**batch, 'code': one_hot(real_codes(state, batch, config=config), config)}
+
+
+def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
+  """`vae.eval_step` with each sentence's code (its label, else q_D's class), and q_D's
+  correct predictions on the labelled sentences."""
+  sums = vae.eval_step(state, _eval_batch(state, batch, config=config), rng, config=config)
+  logits = classify(state.params['classifier'], batch['tokens'], batch['mask'], config=config)
+  labelled = batch['weight'] * (batch['label'] >= 0)
+  sums['cls_correct'] = ((jnp.argmax(logits, -1) == batch['label']) * labelled).sum()
+  sums['cls_count'] = labelled.sum()
+  return sums
+
+
+def finalize_eval(sums: dict) -> dict:
+  """The VAE's metrics and classifier_acc (q_D on the labelled eval sentences)."""
+  sums = dict(sums)
+  correct, count = sums.pop('cls_correct'), sums.pop('cls_count')
+  return {**vae.finalize_eval(sums),
+          'classifier_acc': float(correct / count) if count else float('nan')}
+
+
+def generate(state: TrainState, rng: jax.Array, labels: jax.Array, *, config,
+             knobs: str = 'transfer') -> jax.Array:
+  """Sentences int32 [n, max_len] from z ~ N(0, I) and the codes of `labels` [n]: decoded as
+  config.transfer.decode says (knobs='transfer'), or with config.sample's knobs."""
+  k_z, k_tok = jax.random.split(rng)
+  z = jax.random.normal(k_z, (labels.shape[0], config.ae.latent_dim))
+  cond = vae.latent_condition(z, {'code': one_hot(labels, config)})
+  if knobs == 'sample':
+    return autoencoding.sample_latent(state, k_tok, labels.shape[0], config=config, z=cond)
+  return transfer_lib.decode(autoencoding.make_decoder(config), state.params['decoder'], cond,
+                             k_tok, config=config)
+
+
+def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | None = None,
+           **conditions) -> jax.Array:
+  """`num` prior sentences with code `label` (default config.sample.label; -1: classes in
+  turn), int32 [num, max_len], config.sample's temperature / top_k / top_p / greedy."""
+  del conditions
+  label = config.sample.label if label is None else label
+  c = _num_classes(config)
+  if not -1 <= label < c:
+    raise ValueError(f'config.sample.label={label} is not a class of this model: use '
+                     f'0..{c - 1}, or -1 for every class in turn.')
+  labels = (jnp.arange(num, dtype=jnp.int32) % c if label < 0
+            else jnp.full((num,), label, jnp.int32))
+  return generate(state, rng, labels, config=config, knobs='sample')
+
+
+def transfer(state: TrainState, tokens: jax.Array, mask: jax.Array, to_labels: jax.Array,
+             from_labels: jax.Array, *, config) -> jax.Array:
+  """Each sentence decoded from z = its posterior mean and the code of `to_labels`:
+  int32 [n, max_len] (`steps.transfer`; the source class is not needed)."""
+  del from_labels
+  mean, _ = encode(state.params['encoder'], tokens, mask, config=config)
+  cond = vae.latent_condition(mean, {'code': one_hot(to_labels, config)})
+  return transfer_lib.decode(autoencoding.make_decoder(config), state.params['decoder'], cond,
+                             config=config)
+
+
+def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
+  """judge_acc of eval.judge_samples prior sentences per class (with config.eval.judge),
+  and the transfer metrics of the eval split (`steps.transfer.evaluate_transfer`)."""
+  out = {}
+  n = config.eval.judge_samples
+  if config.eval.judge and n > 0:
+    labels = np.repeat(np.arange(_num_classes(config), dtype=np.int32), n)
+    tokens = jax.jit(lambda s, k, l: generate(s, k, l, config=config))(state, rng, labels)
+    texts = [data.vocab.decode(row) for row in np.asarray(tokens)]
+    out.update(classifier.judge_accuracy(classifier.cached_judge(config.eval.judge), texts,
+                                         labels))
+  out.update(transfer_lib.evaluate_transfer(transfer, state, config=config, data=data))
+  return out

@@ -1,0 +1,223 @@
+"""`ctrl_gen` (Hu et al. 2017): which player each loss reaches, the sign of the minimum-
+entropy term, the wake-sleep schedule, resume in every phase, and --mode=transfer on a toy
+two-style corpus."""
+
+import functools
+import os
+import runpy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fake_batches import padded_batch, terminated_at, without_rates
+from jaxtextgen.config import base_config
+from jaxtextgen.steps import ctrl_gen
+from jaxtextgen.train import trainer
+from jaxtextgen.train.writer import read_metrics
+
+pytestmark = pytest.mark.usefixtures('quick_compile')
+CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
+V, T, B, Z, C = 13, 6, 4, 3, 2
+BOS, EOS, UNK = 1, 2, 3
+
+
+def _config(**fields):
+  c = base_config()
+  c.algorithm = 'ctrl_gen'
+  c.model.emb_dim, c.model.hidden_size = 8, 8
+  c.ae.latent_dim = Z
+  c.data.max_len, c.data.num_classes = T, C
+  c.num_train_steps = -1
+  g = c.gan
+  g.mle_steps, g.d_pretrain_steps, g.rounds, g.g_steps, g.d_steps = 2, 1, 2, 1, 1
+  k = c.classifier
+  k.emb_dim, k.filter_sizes, k.num_filters, k.dropout = 8, (1, 2), (3, 3), 0.0
+  c.ctrl_gen.update(fields)
+  with c.unlocked():
+    c.vocab.update(dict(size=V, bos_id=BOS, eos_id=EOS, pad_id=0, unk_id=UNK, mask_id=4))
+  return c
+
+
+def _batch(seed=0):
+  b = padded_batch(seed, B, T, V, first_word=5, eos=EOS)
+  b['label'] = np.array([0, 1, -1, 1], np.int32)  # one unlabelled sentence
+  return b
+
+
+@functools.lru_cache(maxsize=None)
+def _state():
+  return jax.jit(lambda rng: ctrl_gen.init(rng, _config(), _batch()))(jax.random.key(0))
+
+
+def _zero(tree):
+  return all(not np.any(np.asarray(x)) for x in jax.tree.leaves(tree))
+
+
+def test_attribute_losses_reach_the_decoder_only():
+  """L_attr,c and L_attr,z reach the decoder through the soft sentence; the encoder and
+  the classifier, which they read, get no gradient from them."""
+  state, c = _state(), _config()
+  z = jax.random.normal(jax.random.key(1), (B, Z))
+  codes = jnp.array([0, 1, 1, 0])
+
+  def losses(params, which):
+    s = state.replace(params=params)
+    attr_c, attr_z, _ = ctrl_gen.attribute_losses(params['decoder'], s, z, codes,
+                                                  jax.random.key(2), 2.0, config=c)
+    return attr_c if which == 'c' else attr_z
+
+  for which in ('c', 'z'):
+    grads = jax.jit(jax.grad(functools.partial(losses, which=which)))(state.params)
+    assert _zero(grads['encoder']) and _zero(grads['classifier']), which
+    assert not _zero(grads['decoder']), which
+
+
+def _same(a, b):
+  return all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
+
+
+def test_generator_step_leaves_the_classifier_and_the_classifier_step_the_vae():
+  state, c = jax.device_get(_state()), _config()
+  g_new, gm = jax.jit(functools.partial(ctrl_gen.generator_step, config=c))(
+      _state(), _batch(1), jax.random.key(3))
+  g_new = jax.device_get(g_new)
+  assert _same(g_new.params['classifier'], state.params['classifier'])
+  assert not _same(g_new.params['decoder'], state.params['decoder'])
+  assert not _same(g_new.params['encoder'], state.params['encoder'])
+  assert all(np.isfinite(gm[k]) for k in ('attr_c', 'attr_z', 'rec_nll', 'kl'))
+  # lambda_c = lambda_z = 0: the encoder's update is the same (it only ever sees L_VAE),
+  # and so is the decoder's gradient from the VAE alone.
+  plain, _ = jax.jit(functools.partial(ctrl_gen.generator_step,
+                                       config=_config(lambda_c=0.0, lambda_z=0.0)))(
+      _state(), _batch(1), jax.random.key(3))
+  jax.tree.map(np.testing.assert_array_equal, g_new.params['encoder'],
+               jax.device_get(plain.params['encoder']))
+  assert not _same(g_new.params['decoder'], jax.device_get(plain.params['decoder']))
+
+  d_new, dm = jax.jit(functools.partial(ctrl_gen.classifier_step, config=c))(
+      _state(), _batch(1), jax.random.key(4))
+  d_new = jax.device_get(d_new)
+  for player in ('encoder', 'decoder'):
+    assert _same(d_new.params[player], state.params[player])
+  assert not _same(d_new.params['classifier'], state.params['classifier'])
+  assert 0 <= dm['acc'] <= 1 and 0 <= dm['entropy'] <= np.log(C)
+
+
+def test_minimum_entropy_term_lowers_the_loss_of_confident_predictions():
+  logits = np.array([[2.0, -1.0], [0.1, 0.0], [-3.0, 3.0]])
+  labels = np.array([0, 0, 1])
+  beta = 0.5
+  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  want = -np.log(p[np.arange(3), labels]) + beta * -(p * np.log(p)).sum(-1)
+  got = ctrl_gen.min_entropy_loss(jnp.asarray(logits, jnp.float32), jnp.asarray(labels), beta)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # With beta > 0, of two predictions equally right about c, the more certain one costs less
+  # only through the entropy term; a gradient step on the entropy part sharpens q_D.
+  h = lambda l: ctrl_gen.min_entropy_loss(l, jnp.array([0]), 1.0) - ctrl_gen.min_entropy_loss(
+      l, jnp.array([0]), 0.0)
+  flat = jnp.array([[0.3, 0.0]])
+  assert float(h(flat - 0.1 * jax.grad(lambda l: h(l).sum())(flat))[0]) < float(h(flat)[0])
+
+
+def test_wake_sleep_schedule_follows_the_config():
+  sched = ctrl_gen.schedule(_config())
+  assert [(p.name, p.updates, p.batches) for p in sched.phases] == [
+      ('vae', 2, 1), ('classifier', 1, 1), ('round', 2, 2)]
+
+
+# --- end to end through the trainer, on a toy two-style corpus ---------------------------------
+
+STYLE_WORD = ('bad', 'good')  # style-0 sentences end in 'bad', style-1 in 'good'
+CONTENT = ('food', 'staff', 'room', 'view', 'price', 'menu')
+
+
+def _corpus(tmp_path):
+  d = tmp_path / 'styles'
+  if not d.exists():
+    d.mkdir()
+    rs = np.random.RandomState(0)
+    for split, n in (('train', 400), ('validation', 40)):
+      lines = []
+      for i in range(n):
+        label = i % 2
+        words = list(rs.choice(CONTENT, rs.randint(1, 4))) + [STYLE_WORD[label]]
+        lines.append(f'{" ".join(words)}\t{label}\n')
+      (d / f'{split}.txt').write_text(''.join(lines))
+  return d
+
+
+def toy_config(tmp_path, name, **overrides):
+  c = runpy.run_path(os.path.join(CONFIGS, f'{name}.py'))['get_config']('smoke')
+  c.data.corpus, c.data.corpus_dir = 'text_lines', str(_corpus(tmp_path))
+  c.data.cache_dir = str(tmp_path / 'cache')
+  c.data.min_count, c.data.max_len, c.data.sort_chunk, c.data.trim_multiple = 1, 6, 0, 0
+  for key, value in overrides.items():
+    node = c
+    *path, leaf = key.split('.')
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def test_transfer_flips_the_style_of_the_toy_corpus(tmp_path):
+  c = toy_config(tmp_path, 'ctrl_gen_yelp', **{
+      'gan.mle_steps': 0, 'gan.d_pretrain_steps': 40, 'gan.rounds': 150,
+      'optimizer.learning_rate': 1e-2, 'gan.d_learning_rate': 1e-2, 'eval_every': 0,
+      'vae.kl_schedule': 'constant', 'vae.word_dropout': 0.0, 'ctrl_gen.lambda_c': 1.0, 'model.hidden_size': 32,
+      'model.emb_dim': 16, 'batch_size': 16})
+  workdir = str(tmp_path / 'ctrl')
+  final = trainer.train_and_evaluate(c, workdir)
+  assert final['classifier_acc'] == 1.0
+  assert final['bleu_to_source'] >= 0 and 'transfer_acc' not in final  # no judge given
+  src = tmp_path / 'mine.txt'
+  src.write_text('food staff bad\nroom view bad\nprice bad\n')
+  lines = trainer.transfer_checkpoint(c, workdir, str(src), 1)
+  assert [l.split('\t')[0] for l in lines] == ['food staff bad', 'room view bad', 'price bad']
+  outputs = [l.split('\t')[1].split() for l in lines]
+  assert all(o and o[-1] == 'good' for o in outputs), lines
+  # Written beside the checkpoint by default, or where --output says.
+  assert os.path.exists(os.path.join(workdir, f'transfer_{c.gan.d_pretrain_steps + 300}.txt'))
+  out = tmp_path / 'out.tsv'
+  assert trainer.transfer_checkpoint(c, workdir, str(src), 1, str(out)) == lines
+  assert out.read_text().splitlines() == lines
+
+  # Bad input: one clear error each.
+  with pytest.raises(ValueError, match=r'--to_label=2 is not a class .* 0..1'):
+    trainer.transfer_checkpoint(c, workdir, str(src), 2)
+  (tmp_path / 'empty.txt').write_text('\n\n')
+  with pytest.raises(ValueError, match=r'holds no sentences'):
+    trainer.transfer_checkpoint(c, workdir, str(tmp_path / 'empty.txt'), 1)
+  lm = toy_config(tmp_path, 'lm_yelp')
+  with pytest.raises(ValueError, match=r"'lm' has no attribute code.*ctrl_gen, cross_align"):
+    trainer.transfer_checkpoint(lm, workdir, str(src), 1)
+
+
+def test_stopped_in_every_phase_resumes_to_the_same_metrics(tmp_path, monkeypatch):
+  """vae 0-1, classifier 2-3, rounds 4-5 and 6-7: stopped inside each phase and resumed,
+  the run logs the rows of the uninterrupted one."""
+  c = toy_config(tmp_path, 'ctrl_gen_yelp', **{
+      'gan.mle_steps': 2, 'gan.d_pretrain_steps': 2, 'gan.rounds': 2, 'log_every': 3,
+      'checkpoint_every': 100, 'eval_every': 0})
+  full = trainer.train_and_evaluate(c, str(tmp_path / 'full'))
+  workdir = str(tmp_path / 'stopped')
+  for batch_index, step in ((0, 1), (1, 3), (1, 6)):  # batch indices from each resume
+    with monkeypatch.context() as m:
+      m.setattr(trainer.pipeline, 'train_iterator', terminated_at(batch_index))
+      with pytest.raises(trainer.Stopped, match=f'stopped at step {step}'):
+        trainer.train_and_evaluate(c, workdir)
+  assert trainer.train_and_evaluate(c, workdir) == full
+  rows = without_rates(read_metrics(workdir))
+  assert rows == without_rates(read_metrics(str(tmp_path / 'full')))
+  names = set().union(*rows)
+  assert {'vae/loss', 'classifier/sup_loss', 'g/attr_c', 'g/attr_z', 'd/unsup_loss'} <= names
+
+
+@pytest.mark.parametrize('name', ['ctrl_gen_yelp', 'cross_align_yelp'])
+def test_smoke_config_on_the_transformer_decoder(tmp_path, name):
+  c = toy_config(tmp_path, name, **{'model.decoder': 'transformer', 'model.num_heads': 2,
+                                    'model.mlp_dim': 32, 'eval_every': 0})
+  final = trainer.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert final and all(np.isfinite(v) for v in final.values()), final
