@@ -87,7 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Models with an attribute code (ctrl_gen, cross_align): --mode=transfer and the eval.
   c.transfer = t = ml_collections.ConfigDict()
-  t.decode = 'greedy'            # 'greedy' (argmax) or 'sample' (with config.sample's knobs)
+  t.decode = 'greedy'            # 'greedy' (argmax), 'beam', or 'sample' (config.sample's knobs)
+  t.beam_size = 4                # 'beam': hypotheses kept at every step
+  t.length_penalty = 0.0         # 'beam': the final pick divides log p by length ** this
 
   c.sample = s = ml_collections.ConfigDict()
   s.num = 10                     # sentences printed by --mode=sample

@@ -218,18 +218,75 @@ def continuation_cache(decoder, params, tokens: jax.Array, *, bos_id: int, lengt
   return out
 
 
-def tile_cache(decoder, params, cache, batch: int, times: int, length: int = 0):
-  """`cache` of `batch` rows with every row repeated `times` times (row i -> rows
-  i * times ... i * times + times - 1), whatever the decoder's cache layout: the batch
-  axis of each leaf is the one that changes with the batch in `init_cache`."""
+def _batch_axes(decoder, params, batch: int, length: int = 0):
+  """The batch axis of each leaf of the decoder's cache (None for a leaf without one):
+  the axis that changes with the batch in `init_cache`, whatever the cache layout."""
   shape = lambda n: jax.eval_shape(
       lambda: decoder.apply(params, n, None, length, method='init_cache'))
+  axis = lambda one, two: next((i for i, (m, n) in enumerate(zip(one.shape, two.shape))
+                                if m != n), None)
+  return jax.tree.map(axis, shape(batch), shape(2 * batch))
 
-  def tile(x, one, two):
-    axes = [i for i, (m, n) in enumerate(zip(one.shape, two.shape)) if m != n]
-    return jnp.repeat(x, times, axis=axes[0]) if axes else x
 
-  return jax.tree.map(tile, cache, shape(batch), shape(2 * batch))
+def tile_cache(decoder, params, cache, batch: int, times: int, length: int = 0):
+  """`cache` of `batch` rows with every row repeated `times` times (row i -> rows
+  i * times ... i * times + times - 1), whatever the decoder's cache layout."""
+  return jax.tree.map(lambda x, a: x if a is None else jnp.repeat(x, times, axis=a), cache,
+                      _batch_axes(decoder, params, batch, length))
+
+
+@functools.partial(jax.jit, static_argnames=(
+    'decoder', 'batch', 'beam', 'length', 'bos_id', 'eos_id', 'pad_id'))
+def beam_search(decoder, params: Any, *, batch: int, beam: int, length: int, bos_id: int,
+                eos_id: int = -1, pad_id: int = 0, cond: jax.Array | None = None,
+                length_penalty: float = 0.0):
+  """The `beam` most likely continuations of BOS kept at every step (one scan over time,
+  the decoder's cache reordered by beam on device); returns the best of each row.
+
+  A beam that has emitted EOS only continues with PAD at no cost, so finished and open
+  hypotheses compete on their log-probabilities; the final pick divides each score by
+  (number of tokens up to EOS) ** length_penalty (0: the plain log-probability).
+
+  Returns:
+    (tokens int32 [batch, length], PAD after EOS; log_prob float32 [batch]: the sum of the
+    chosen sentence's token log-probabilities).
+  """
+  k, vocab = beam, decoder.vocab_size
+  if cond is not None:
+    cond = jnp.repeat(cond, k, axis=0)
+  cache = decoder.apply(params, batch * k, cond, length, method='init_cache')
+  axes = _batch_axes(decoder, params, batch * k, length)
+  pad_step = jnp.where(jnp.arange(vocab) == pad_id, 0.0, -jnp.inf)
+  offsets = (jnp.arange(batch) * k)[:, None]
+
+  def body(carry, t):
+    cache, prev, score, done, tokens, lengths = carry
+    logits, cache = decoder.apply(params, prev, cache, cond, method='step')
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, vocab)
+    logp = jnp.where(done[..., None], pad_step, logp)
+    flat = (score[..., None] + logp).reshape(batch, k * vocab)
+    score, index = jax.lax.top_k(flat, k)                       # [batch, k]
+    source, tok = index // vocab, (index % vocab).astype(jnp.int32)
+    gather = lambda x: jnp.take_along_axis(x, source, axis=1)
+    done, lengths = gather(done), gather(lengths)
+    tokens = jnp.take_along_axis(tokens, source[..., None], axis=1).at[:, :, t].set(tok)
+    lengths = lengths + (~done)
+    done = done | (tok == eos_id)
+    rows = (offsets + source).reshape(-1)
+    cache = jax.tree.map(lambda x, a: x if a is None else jnp.take(x, rows, axis=a), cache,
+                         axes)
+    return (cache, tok.reshape(-1), score, done, tokens, lengths), None
+
+  score = jnp.tile(jnp.where(jnp.arange(k) == 0, 0.0, -jnp.inf), (batch, 1))
+  init = (cache, jnp.full((batch * k,), bos_id, jnp.int32), score,
+          jnp.zeros((batch, k), bool), jnp.full((batch, k, length), pad_id, jnp.int32),
+          jnp.zeros((batch, k), jnp.int32))
+  (_, _, score, _, tokens, lengths), _ = jax.lax.scan(body, init, jnp.arange(length))
+  ranked = score / jnp.maximum(lengths, 1).astype(jnp.float32) ** length_penalty
+  best = jnp.argmax(ranked, axis=1)
+  pick = lambda x: jnp.take_along_axis(x, best.reshape((batch, 1) + (1,) * (x.ndim - 2)),
+                                       axis=1)[:, 0]
+  return pick(tokens), pick(score)
 
 
 def _unroll(decoder, params, rng, choose, first_input, xs, *, batch, length, eos_id, pad_id,

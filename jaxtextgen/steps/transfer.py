@@ -7,7 +7,8 @@ An algorithm with an attribute code exposes
 
 (pure, jittable): each sentence (tokens / mask [n, T]) rewritten with the code of
 `to_labels` [n] (its own class is `from_labels` [n]: a model that encodes with the style,
-like Shen et al.'s, reads it). `--mode=transfer` and the eval below call it.
+like Shen et al.'s, reads it), decoded as config.transfer.decode says (`decode`: greedy,
+beam search, or sampling). `--mode=transfer` and the eval below call it.
 
 Eval of transfers (`evaluate_transfer`: every eval sentence is transferred to the class
 (c + 1) mod C, i.e. to the other one of two, decoded as config.transfer says):
@@ -34,25 +35,34 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.models.sampler import beam_search, sample as sample_tokens
 from jaxtextgen.steps import classifier
 from jaxtextgen.steps.common import in_chunks, load_params
 
-DECODES = ('greedy', 'sample')
+DECODES = ('greedy', 'beam', 'sample')
 
 
 def check_config(config) -> None:
   """Errors a user can cause in config.transfer, raised at init."""
-  if config.transfer.decode not in DECODES:
-    raise ValueError(f'config.transfer.decode={config.transfer.decode!r}: use one of {DECODES} '
+  t = config.transfer
+  if t.decode not in DECODES:
+    raise ValueError(f'config.transfer.decode={t.decode!r}: use one of {DECODES} '
                      "('sample' draws with config.sample's temperature / top_k / top_p)")
+  if t.decode == 'beam' and t.beam_size < 1:
+    raise ValueError(f'config.transfer.beam_size={t.beam_size}: need >= 1')
 
 
 def decode(decoder, decoder_params, cond: jax.Array, rng: jax.Array | None = None, *,
            config) -> jax.Array:
-  """Sentences int32 [n, max_len] of `decoder` from conditions [n, C]: argmax decoding, or
-  with config.transfer.decode='sample' config.sample's sampling (key `rng`)."""
-  v, s = config.vocab, config.sample
+  """Sentences int32 [n, max_len] of `decoder` from conditions [n, C], as
+  config.transfer.decode says: argmax decoding, beam search (`sampler.beam_search` with
+  transfer.beam_size and length_penalty), or config.sample's sampling (key `rng`)."""
+  v, s, t = config.vocab, config.sample, config.transfer
+  if t.decode == 'beam':
+    return beam_search(decoder, {'params': decoder_params}, batch=cond.shape[0],
+                       beam=t.beam_size, length=config.data.max_len, bos_id=v.bos_id,
+                       eos_id=v.eos_id, pad_id=v.pad_id, cond=cond,
+                       length_penalty=t.length_penalty)[0]
   knobs = dict(greedy=True)
   if config.transfer.decode == 'sample':
     knobs = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, greedy=s.greedy)

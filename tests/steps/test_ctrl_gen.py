@@ -183,6 +183,10 @@ def test_transfer_flips_the_style_of_the_toy_corpus(tmp_path):
   out = tmp_path / 'out.tsv'
   assert trainer.transfer_checkpoint(c, workdir, str(src), 1, str(out)) == lines
   assert out.read_text().splitlines() == lines
+  c.transfer.decode = 'beam'
+  beams = trainer.transfer_checkpoint(c, workdir, str(src), 1, str(out))
+  assert all(l.split('\t')[1].split()[-1] == 'good' for l in beams), beams
+  c.transfer.decode = 'greedy'
 
   # Bad input: one clear error each.
   with pytest.raises(ValueError, match=r'--to_label=2 is not a class .* 0..1'):
