@@ -38,7 +38,7 @@ import optax
 
 from jaxtextgen.models.discriminator import (CNNDiscriminator, LSTMDiscriminator,
                                              TransformerDiscriminator)
-from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_run,
                                      make_optimizer)
 
 ENCODERS = ('cnn', 'lstm', 'transformer')
@@ -224,23 +224,9 @@ class Judge:
 def load_judge(workdir: str, *, field: str = 'config.eval.judge', batch_size: int = 256) -> Judge:
   """The classifier trained in `workdir` (its config.json, vocab.json, latest
   checkpoint and latest eval_<step>.json); `field` names the setting in errors."""
-  from jaxtextgen.data.vocab import Vocab  # pylint: disable=g-import-not-at-top
-  train_hint = ('train one first: python launch.py --config=configs/classifier_yelp.py '
-                f'--workdir={workdir}')
-  config_path = os.path.join(workdir, 'config.json')
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f'{field}={workdir!r}: no such directory; point it at the workdir '
-                            f'of a trained classifier run, or {train_hint}')
-  if not os.path.isfile(config_path):
-    raise FileNotFoundError(f'{field}={workdir!r} holds no config.json, so it is no run of '
-                            f'launch.py; point it at a trained classifier run, or {train_hint}')
-  with open(config_path, encoding='utf-8') as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.get('algorithm') != 'classifier':
-    raise ValueError(f'{field}={workdir!r} is a run of algorithm {config.get("algorithm")!r}, '
-                     f"not a 'classifier'; point it at a classifier run, or {train_hint}")
-  vocab = Vocab.load(os.path.join(workdir, 'vocab.json'))
-  params = load_params(workdir, field, train_hint)['classifier']
+  config, vocab, params = load_run(workdir, field=field, algorithm='classifier',
+                                   config_file='configs/classifier_yelp.py')
+  params = params['classifier']
   return Judge(config, vocab, params, _latest_eval_accuracy(workdir), batch_size)
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from jaxtextgen.data.vocab import Vocab
 from jaxtextgen.models import decoder as decoder_lib
 
 
@@ -120,6 +124,28 @@ def load_params(workdir: str, field: str, hint: str) -> dict:
     except FileNotFoundError as e:
       raise FileNotFoundError(f'{field}={workdir!r}: {e}; {hint}') from e
   return jax.tree.map(np.asarray, params) if isinstance(params, dict) else {}
+
+
+def load_run(workdir: str, *, field: str, algorithm: str, config_file: str):
+  """(config, vocabulary, params) of the trained `algorithm` run in `workdir` (its
+  config.json, vocab.json and latest checkpoint), for the setting `field` (e.g.
+  'config.eval.judge'); errors name `config_file`, the config that trains one."""
+  hint = f'train one first: python launch.py --config={config_file} --workdir={workdir}'
+  what = f'a trained {algorithm} run'
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f'{field}={workdir!r}: no such directory; point it at the workdir '
+                            f'of {what}, or {hint}')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{field}={workdir!r} holds no config.json, so it is no run of '
+                            f'launch.py; point it at {what}, or {hint}')
+  with open(path, encoding='utf-8') as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  if config.get('algorithm') != algorithm:
+    raise ValueError(f'{field}={workdir!r} is a run of algorithm {config.get("algorithm")!r}, '
+                     f'not {algorithm!r}; point it at {what}, or {hint}')
+  vocab = Vocab.load(os.path.join(workdir, 'vocab.json'))
+  return config, vocab, load_params(workdir, field, hint)
 
 
 def pad_time(tokens: jax.Array, length: int, pad_id: int) -> jax.Array:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +35,7 @@ import numpy as np
 
 from jaxtextgen.models.sampler import beam_search, sample as sample_tokens
 from jaxtextgen.steps import classifier
-from jaxtextgen.steps.common import in_chunks, load_params
+from jaxtextgen.steps.common import in_chunks, load_run
 
 DECODES = ('greedy', 'beam', 'sample')
 
@@ -133,22 +131,10 @@ _LOADED: dict = {}
 
 def fluency_lm(workdir: str, field: str = 'config.eval.fluency_lm') -> FluencyLM:
   """The `lm` run of `workdir` (loaded once per process)."""
-  from jaxtextgen.data.vocab import Vocab  # pylint: disable=g-import-not-at-top
-  if workdir in _LOADED:
-    return _LOADED[workdir]
-  hint = ('train one first: python launch.py --config=configs/lm_yelp.py '
-          f'--workdir={workdir}')
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{field}={workdir!r} holds no config.json, so it is no run of '
-                            f'launch.py; point it at a trained lm run, or {hint}')
-  with open(path, encoding='utf-8') as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.get('algorithm') != 'lm':
-    raise ValueError(f'{field}={workdir!r} is a run of algorithm {config.get("algorithm")!r}, '
-                     f"not an 'lm'; point it at a language model run, or {hint}")
-  params = load_params(workdir, field, hint)['generator']
-  _LOADED[workdir] = FluencyLM(config, Vocab.load(os.path.join(workdir, 'vocab.json')), params)
+  if workdir not in _LOADED:
+    config, vocab, params = load_run(workdir, field=field, algorithm='lm',
+                                     config_file='configs/lm_yelp.py')
+    _LOADED[workdir] = FluencyLM(config, vocab, params['generator'])
   return _LOADED[workdir]
 
 

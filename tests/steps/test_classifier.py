@@ -212,5 +212,5 @@ def test_judge_loader_errors(tmp_path, judge_workdir):
   with open(os.path.join(judge_workdir, 'config.json')) as f:
     config = json.load(f)
   (lm_run / 'config.json').write_text(json.dumps({**config, 'algorithm': 'lm'}))
-  with pytest.raises(ValueError, match=r"a run of algorithm 'lm', not a 'classifier'"):
+  with pytest.raises(ValueError, match=r"a run of algorithm 'lm', not 'classifier'"):
     classifier.load_judge(str(lm_run), field='--judge')

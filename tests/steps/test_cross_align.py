@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fake_batches import padded_batch
+from fake_batches import padded_batch, terminated_at, without_rates
 from jaxtextgen.config import base_config
 from jaxtextgen.steps import cross_align
 from jaxtextgen.train import trainer
+from jaxtextgen.train.writer import read_metrics
 from test_ctrl_gen import toy_config
 
 pytestmark = pytest.mark.usefixtures('quick_compile')
@@ -108,10 +109,18 @@ def _three_classes():
   return c
 
 
-def test_trains_and_transfers_end_to_end(tmp_path):
-  c = toy_config(tmp_path, 'cross_align_yelp', **{'num_train_steps': 6, 'eval_every': 0})
+def test_trains_resumes_and_transfers_end_to_end(tmp_path, monkeypatch):
+  c = toy_config(tmp_path, 'cross_align_yelp', **{'num_train_steps': 6, 'eval_every': 0,
+                                                   'checkpoint_every': 100})
+  final = trainer.train_and_evaluate(c, str(tmp_path / 'full'))
   workdir = str(tmp_path / 'ca')
-  final = trainer.train_and_evaluate(c, workdir)
+  with monkeypatch.context() as m:  # stopped after step 2, then resumed
+    m.setattr(trainer.pipeline, 'train_iterator', terminated_at(1))
+    with pytest.raises(trainer.Stopped, match='stopped at step 2'):
+      trainer.train_and_evaluate(c, workdir)
+  assert trainer.train_and_evaluate(c, workdir) == final
+  assert without_rates(read_metrics(workdir)) == without_rates(
+      read_metrics(str(tmp_path / 'full')))
   assert np.isfinite(final['rec_nll']) and 0 <= final['d_acc'] <= 1
   assert 0 <= final['bleu_to_source'] <= 100 and 0 <= final['sentence_bleu_to_source'] <= 100
   src = tmp_path / 'mine.txt'
