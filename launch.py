@@ -36,7 +36,14 @@ flags.DEFINE_string('input', '-', '--mode=transfer: sentences to transfer, one p
 flags.DEFINE_integer('to_label', None, '--mode=transfer: the class to move them to.')
 flags.DEFINE_string('output', '', '--mode=transfer: where to write input<TAB>output lines '
                     '(default WORKDIR/transfer_<step>.txt).')
-flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() (TPU pods, multi-node GPU).')
+flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize(): on a TPU pod or under '
+                  'SLURM / Open MPI it finds its peers itself.')
+flags.DEFINE_string('coordinator_address', None, 'Multi-host anywhere else: HOST:PORT of process '
+                    '0 (implies --multihost; default $JAXTEXTGEN_COORDINATOR_ADDRESS).')
+flags.DEFINE_integer('num_processes', None, 'Multi-host: how many processes (default '
+                     '$JAXTEXTGEN_NUM_PROCESSES).')
+flags.DEFINE_integer('process_id', None, 'Multi-host: this process, 0..num_processes-1 (default '
+                     '$JAXTEXTGEN_PROCESS_ID).')
 flags.DEFINE_bool('traceback', False, 'On a user error, show the traceback as well.')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
@@ -46,8 +53,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   import jax  # pylint: disable=g-import-not-at-top
-  if FLAGS.multihost:
-    jax.distributed.initialize()
+  cluster = _cluster_flags()
+  if FLAGS.multihost or cluster:
+    if cluster:  # processes without a cluster manager; on CPU their collectives are gloo's
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(**cluster)
   from jaxtextgen.train import trainer  # pylint: disable=g-import-not-at-top
   logging.info('JAX %s, %d process(es), devices: %s', jax.__version__, jax.process_count(),
                jax.devices())
@@ -77,6 +87,22 @@ def main(argv):
     sys.stdout.flush()
     print(f'error: {e}', file=sys.stderr, flush=True)
     os._exit(2)  # pylint: disable=protected-access  (skip JAX's and orbax's shutdown noise)
+
+
+def _cluster_flags() -> dict:
+  """jax.distributed.initialize's arguments from --coordinator_address, --num_processes,
+  --process_id (or their JAXTEXTGEN_* environment variables); {} when none is given."""
+  out = {}
+  for name, cast in (('coordinator_address', str), ('num_processes', int), ('process_id', int)):
+    value = getattr(FLAGS, name)
+    if value is None and os.environ.get(f'JAXTEXTGEN_{name.upper()}'):
+      value = cast(os.environ[f'JAXTEXTGEN_{name.upper()}'])
+    if value is not None:
+      out[name] = value
+  if out and set(out) != {'coordinator_address', 'num_processes', 'process_id'}:
+    raise app.UsageError('multi-host needs all of --coordinator_address, --num_processes and '
+                         f'--process_id (got {sorted(out)})')
+  return out
 
 
 # What a user can fix: bad values, missing or unreadable files, diverged runs.

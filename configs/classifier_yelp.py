@@ -14,8 +14,8 @@ nll and accuracy_class{0,1} on the 3,999 dev sentences.
 
 Other runs use it as their judge: --config.eval.judge=/tmp/runs/classifier_yelp.
 Presets: 'captions' (Li et al. 2018's humorous / romantic captions, ../shared/data/
-captions_li2018: words seen >= 2 times, max_len 24, 1,500 steps), 'smoke' (seconds). The corpus directory defaults to ../shared/data/yelp_sentiment
-beside the repository; set --config.data.corpus_dir=... to use another copy.
+captions_li2018: words seen >= 2 times, max_len 24, 1,500 steps), 'smoke' (seconds). The
+corpus directory defaults to ../shared/data/yelp_sentiment beside the repository; set --config.data.corpus_dir=... to use another copy.
 """
 
 import os

@@ -119,3 +119,37 @@ def test_oracle_gan_presets_run_the_stated_number_of_rounds(name, short):
     assert steps.get(c.algorithm).schedule(c).total_steps == sched.total_steps + 7 * g.rounds
   assert rounds['pretrained'] == rounds[''] > short
   assert rounds['short'] == rounds['pretrained,short'] == rounds['short,pretrained'] == short
+
+
+def _free_port() -> int:
+  import socket  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_train_to_the_loss_of_one(tmp_path):
+  """--coordinator_address / --num_processes / --process_id: two CPU processes on localhost
+  (gloo collectives), each holding half of every global batch, log the rows of one."""
+  from jaxtextgen.train.writer import read_metrics  # pylint: disable=g-import-not-at-top
+  common = ['--config=configs/mle_oracle.py:smoke', '--config.eval_every=0',
+            '--config.num_train_steps=4']
+  one = _launch(*common, f'--workdir={tmp_path / "one"}')
+  assert one.returncode == 0, one.stderr[-3000:]
+  port, workdir = _free_port(), tmp_path / 'two'
+  procs = [subprocess.Popen(
+      [sys.executable, 'launch.py', *common, f'--workdir={workdir}',
+       f'--coordinator_address=localhost:{port}', '--num_processes=2', f'--process_id={i}'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], [o[1][-3000:] for o in outs]
+  assert '2 process(es)' in outs[0][1]
+  rows = lambda d: [{k: v for k, v in r.items() if k not in ('steps_per_s', 'tokens_per_s')}
+                    for r in read_metrics(str(d))]
+  a, b = rows(tmp_path / 'one'), rows(workdir)
+  assert [r['step'] for r in a] == [r['step'] for r in b] and len(a) >= 3
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    np.testing.assert_allclose([y[k] for k in sorted(y)], [x[k] for k in sorted(x)], rtol=1e-4)
+  r = _launch(*common, f'--workdir={tmp_path / "bad"}', '--coordinator_address=localhost:1')
+  assert r.returncode != 0 and 'needs all of --coordinator_address' in r.stderr

@@ -134,8 +134,8 @@ def generator_pass(params, batch, rng: jax.Array, *, config, train: bool = True)
   rec = jnp.where(mask > 0, nll, 0.0).sum(-1)
   soft = relaxed_sample(decoder, {'params': dec['decoder']}, k_gumbel, batch=tokens.shape[0],
                         length=length, bos_id=v.bos_id, eos_id=v.eos_id, pad_id=v.pad_id,
-                        gumbel=True, inverse_temperature=1.0 / config.cross_align.gumbel_temperature,
-                        cond=other)
+                        gumbel=True, cond=other,
+                        inverse_temperature=1.0 / config.cross_align.gumbel_temperature)
   # The free-running states again, teacher-forced on the vectors the unroll fed itself.
   bos = jax.nn.one_hot(jnp.full(tokens.shape[:1], v.bos_id), decoder.vocab_size)
   fed = jnp.concatenate([bos[:, None], soft.probs[:, :-1]], axis=1)

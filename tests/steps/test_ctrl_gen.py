@@ -166,7 +166,8 @@ def test_transfer_flips_the_style_of_the_toy_corpus(tmp_path):
   c = toy_config(tmp_path, 'ctrl_gen_yelp', **{
       'gan.mle_steps': 0, 'gan.d_pretrain_steps': 40, 'gan.rounds': 150,
       'optimizer.learning_rate': 1e-2, 'gan.d_learning_rate': 1e-2, 'eval_every': 0,
-      'vae.kl_schedule': 'constant', 'vae.word_dropout': 0.0, 'ctrl_gen.lambda_c': 1.0, 'model.hidden_size': 32,
+      'vae.kl_schedule': 'constant', 'vae.word_dropout': 0.0, 'ctrl_gen.lambda_c': 1.0,
+      'model.hidden_size': 32,
       'model.emb_dim': 16, 'batch_size': 16})
   workdir = str(tmp_path / 'ctrl')
   final = trainer.train_and_evaluate(c, workdir)
