@@ -22,6 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000      # steps between checkpoints (also at the end and on SIGTERM)
   c.keep_checkpoints = 2         # how many checkpoints to keep
   c.eval_batch_size = 256        # GLOBAL eval batch; must divide by the number of devices
+  c.nan_policy = 'stop'          # non-finite parameters after an update: 'stop' the run before
+                                 # checkpointing them, or 'skip' that update (the data moves on;
+                                 # train rows give the fraction skipped: 'nan_skipped')
 
   c.data = d = ml_collections.ConfigDict()
   d.corpus = 'oracle'            # 'oracle' or a corpus of jaxtextgen.data.corpora.CORPORA

@@ -180,8 +180,25 @@ def check_values(config) -> None:
       bad.append(f'config.{key}={config[key]} must be a positive number of sentences')
   if config.data.max_len < 2:
     bad.append(f'config.data.max_len={config.data.max_len} must be >= 2 (tokens and EOS)')
+  if config.nan_policy not in NAN_POLICIES:
+    bad.append(f'config.nan_policy={config.nan_policy!r} must be one of {NAN_POLICIES}')
   if bad:
     raise ValueError('; '.join(bad))
+
+
+NAN_POLICIES = ('stop', 'skip')
+
+
+def skip_non_finite(update):
+  """`update` that keeps the old parameters and optimizer state (but advances the step,
+  so the data moves on) when its new parameters are not all finite; its metrics gain
+  'nan_skipped', 1.0 for a skipped update (config.nan_policy='skip')."""
+  def guarded(state, batch, rng, *, config, axis_name=None):
+    new, metrics = update(state, batch, rng, config=config, axis_name=axis_name)
+    ok = _all_finite(new.params)
+    kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state).replace(step=new.step)
+    return kept, {**metrics, 'nan_skipped': 1.0 - ok.astype(jnp.float32)}
+  return guarded
 
 
 class NonFiniteError(FloatingPointError):
@@ -373,8 +390,9 @@ class _PhaseUpdates:
 
   def __call__(self, index: int):
     if index not in self._fns:
-      phase = self._run.schedule.phases[index]
-      self._fns[index] = parallel.jit_step(phase.update, self._run.mesh, config=self._run.config,
+      phase, config = self._run.schedule.phases[index], self._run.config
+      update = skip_non_finite(phase.update) if config.nan_policy == 'skip' else phase.update
+      self._fns[index] = parallel.jit_step(update, self._run.mesh, config=config,
                                            stacked=phase.batches > 1)
     return self._fns[index]
 

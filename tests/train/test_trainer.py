@@ -4,6 +4,7 @@ import json
 import os
 import signal
 
+import jax
 import numpy as np
 import pytest
 
@@ -238,6 +239,31 @@ def test_non_finite_parameters_are_never_checkpointed(tmp_path):
                      r'the last good checkpoint, step 1'):
     trainer.train_and_evaluate(c, workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['1']
+
+
+def test_nan_policy_skip_drops_the_non_finite_updates_and_counts_them(tmp_path):
+  """Step 1 blows the parameters up to finite values, every later update to NaN: with
+  nan_policy='skip' the run finishes, every later update is skipped and logged as such,
+  and the final parameters are those after step 1."""
+  c = _oracle_config()
+  c.num_train_steps, c.checkpoint_every, c.eval_every, c.log_every = 4, 1, 0, 1
+  c.keep_checkpoints = 5
+  c.optimizer.learning_rate, c.optimizer.grad_clip, c.nan_policy = 1e38, 0.0, 'skip'
+  workdir = str(tmp_path / 'skip')
+  trainer.train_and_evaluate(c, workdir)
+  rows = [r for r in read_metrics(workdir) if 'nan_skipped' in r]
+  assert [(r['step'], r['nan_skipped']) for r in rows] == [(1, 0.0), (2, 1.0), (3, 1.0),
+                                                           (4, 1.0)]
+  c.keep_checkpoints = 5
+  run = trainer.Run(c, workdir)
+  like = run.initial_state()
+  after_one, final = run.checkpointer.restore(like, 1), run.checkpointer.restore(like, 4)
+  run.checkpointer.close()
+  jax.tree.map(np.testing.assert_array_equal, final.params, after_one.params)
+  assert int(final.step) == 4
+  c.nan_policy = 'sometimes'
+  with pytest.raises(ValueError, match=r"nan_policy='sometimes' must be one of \('stop', 'skip'\)"):
+    trainer.check_values(c)
 
 
 @pytest.mark.parametrize('key, value, message', [
