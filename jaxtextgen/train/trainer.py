@@ -61,7 +61,7 @@ class Run:
     self._write_config()
     root = jax.random.key(config.seed)
     self.init_rng, self.train_rng, self.eval_rng = jax.random.split(root, 3)
-    self.checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+    self.checkpointer = Checkpointer(workdir, config.keep_checkpoints, is_chief=self.is_chief)
     self.repl = parallel.replicated(self.mesh)
 
   def _resolve_schedule(self, config) -> schedule_lib.Schedule:

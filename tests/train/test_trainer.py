@@ -203,6 +203,32 @@ def test_corrupt_checkpoint_names_the_fix_and_keeps_files(tmp_path):
   assert sorted(str(p) for p in workdir.rglob('*')) == before
 
 
+def test_a_checkpoint_whose_bytes_changed_fails_its_checksum(tmp_path):
+  config = _oracle_config()
+  workdir = tmp_path / 'run'
+  trainer.train_and_evaluate(config, str(workdir))
+  digests_path = workdir / 'checkpoints.sha256.json'
+  digests = json.loads(digests_path.read_text())
+  assert sorted(digests) == sorted(os.listdir(workdir / 'checkpoints')) == ['3', '6']
+  # Same size, other bytes: a flipped bit in the largest tensor file.
+  data = max((f for f in (workdir / 'checkpoints' / '6').rglob('*') if f.is_file()),
+             key=lambda f: f.stat().st_size)
+  raw = bytearray(data.read_bytes())
+  raw[len(raw) // 2] ^= 0x01
+  data.write_bytes(bytes(raw))
+  with pytest.raises(RuntimeError, match=r'checkpoints/6.*previous checkpoint \(step 3\)'):
+    trainer.evaluate_checkpoint(config, str(workdir))
+  # The digest itself: a state that differs from what was saved is named as such.
+  raw[len(raw) // 2] ^= 0x01
+  data.write_bytes(bytes(raw))
+  assert trainer.evaluate_checkpoint(config, str(workdir))['step'] == 6
+  digest_path_text = json.dumps({**digests, '6': '0' * 64})
+  digests_path.write_text(digest_path_text)
+  with pytest.raises(RuntimeError, match=r'does not match the checksum written with it.*'
+                     r'previous checkpoint \(step 3\)'):
+    trainer.evaluate_checkpoint(config, str(workdir))
+
+
 def test_per_example_eval_rows_cover_the_split_in_order(tmp_path, monkeypatch):
   import types
   from jaxtextgen.steps import lm
