@@ -49,6 +49,8 @@ def base_config() -> ml_collections.ConfigDict:
   d.oracle_vocab_size = 5000     # random oracle vocabulary
   d.oracle_num_train = 10_000    # oracle samples forming the training set (SeqGAN: 10k)
   d.oracle_num_eval = 1_000      # held-out oracle samples for eval NLL
+  d.provenance = ''              # filled in at start-up: the corpus files and their SHA-256
+                                 # (or the oracle's source), recorded in config.json
 
   c.model = m = ml_collections.ConfigDict()
   m.decoder = 'lstm'             # every algorithm's decoder: 'lstm' or 'transformer'

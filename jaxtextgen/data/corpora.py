@@ -287,6 +287,23 @@ BUILDERS: dict[str, type[_CorpusBuilder]] = {
                          CnSentiment, CaptionsLi2018)}
 
 
+def provenance(corpus: str, corpus_dir: str, download: bool = False) -> str:
+  """Which files a corpus is read from and a SHA-256 of their bytes: '<corpus>: <file>,
+  ... sha256 <16 hex>' (files that would be downloaded count by their URL)."""
+  h, names = hashlib.sha256(), []
+  for entries in _plan(corpus, corpus_dir, download).values():
+    for name, _ in entries:
+      path = os.path.join(corpus_dir, name)
+      names.append(name)
+      h.update(name.encode() + b'\0')
+      if os.path.isfile(path):
+        with open(path, 'rb') as f:
+          h.update(f.read())
+      else:
+        h.update(_SPECS[corpus].urls[name].encode())
+  return f'{corpus}: {", ".join(names)} sha256 {h.hexdigest()[:16]}'
+
+
 def _fingerprint(corpus: str, corpus_dir: str, plan: Mapping[str, list[tuple[str, int]]]) -> str:
   """sha1 hex of what the prepared data depends on: code format, paths, file stats or URLs."""
   items = []

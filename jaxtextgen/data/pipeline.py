@@ -174,6 +174,7 @@ class Data:
   train: TokenizedSplit
   eval: TokenizedSplit | None
   oracle_params: dict | None = None  # set for the synthetic oracle task
+  provenance: str = ''  # where the data came from: files and their SHA-256, or the oracle
 
   @property
   def spec(self) -> dict:
@@ -189,11 +190,12 @@ def _oracle_data(cfg) -> Data:
     params = oracle.load_oracle_params(cfg.oracle_path)
     with open(cfg.oracle_path, 'rb') as f:
       digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    logging.info('oracle: the weights in %s (sha256 %s...)', cfg.oracle_path, digest)
+    source = f'oracle: the weights in {os.path.basename(cfg.oracle_path)} sha256 {digest}'
   else:
     params = oracle.random_oracle_params(cfg.oracle_seed, vocab_size=cfg.oracle_vocab_size)
-    logging.info('oracle: seeded random (data.oracle_seed=%d; no data.oracle_path)',
-                 cfg.oracle_seed)
+    source = (f'oracle: seeded random, seed {cfg.oracle_seed}, vocabulary '
+              f'{cfg.oracle_vocab_size} (no data.oracle_path)')
+  logging.info('data: %s', source)
   vocab_size = int(params['emb'].shape[0])
   vocab = Vocab.identity(vocab_size)
   def split(seed, num):
@@ -202,7 +204,7 @@ def _oracle_data(cfg) -> Data:
                           np.full(num, -1, np.int32))
   train = split(cfg.oracle_seed + 1, cfg.oracle_num_train)
   held_out = split(cfg.oracle_seed + 2, cfg.oracle_num_eval) if cfg.oracle_num_eval else None
-  return Data(vocab, train, held_out, params)
+  return Data(vocab, train, held_out, params, source)
 
 
 def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
@@ -296,7 +298,9 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
       held_out = tokenize(eval_raw.texts, eval_raw.labels, vocab, eval_len, name=cfg.eval_split,
                           fix='raise config.data.max_eval_len (0: eval never truncates) to '
                           'score them whole')
-    data = Data(vocab, train, held_out)
+    data = Data(vocab, train, held_out,
+                provenance=corpora.provenance(cfg.corpus, cfg.corpus_dir, cfg.download))
+    logging.info('data: %s', data.provenance)
   names = ('oracle train', 'oracle eval') if cfg.corpus == 'oracle' else (cfg.train_split,
                                                                           cfg.eval_split)
   check_labels(data.train.labels, cfg.num_classes, names[0])

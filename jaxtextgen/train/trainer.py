@@ -56,6 +56,7 @@ class Run:
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.vocab.update(self.data.spec)
+      config.data.provenance = self.data.provenance
       self.schedule = self._resolve_schedule(config)
     self.config = config
     self._write_config()
@@ -85,15 +86,31 @@ class Run:
     return sched
 
   def _write_config(self) -> None:
-    if not self.is_chief:
-      return
+    """Writes WORKDIR/config.json; beside a checkpoint, a config whose model, data or
+    vocabulary settings differ from it is an error that lists them (`resume_conflicts`)."""
     path = os.path.join(self.workdir, 'config.json')
     text = self.config.to_json_best_effort(indent=2, sort_keys=True)
     if os.path.exists(path):
       with open(path, encoding='utf-8') as f:
-        if f.read() != text:
-          logging.warning('%s differs from the config of this run; the checkpoint in this '
-                          'workdir may not match it.', path)
+        old = f.read()
+      if old != text:
+        ckpt = os.path.join(self.workdir, 'checkpoints')
+        trained = os.path.isdir(ckpt) and any(d.isdigit() for d in os.listdir(ckpt))
+        conflicts = resume_conflicts(json.loads(old), json.loads(text))
+        other_data = [c for c in conflicts if c.startswith('data.provenance:')]
+        if other_data and not trained:  # its vocab.json belongs to that other corpus
+          raise ValueError(
+              f'{path} and vocab.json in this workdir belong to other data ({other_data[0]}); '
+              'use a new --workdir, or delete them to build this corpus\'s vocabulary here.')
+        if conflicts and trained:
+          raise ValueError(
+              f'{path} was trained with other model / data / vocabulary settings than this run: '
+              f'{"; ".join(conflicts)}. Set them back to resume this checkpoint, or use a new '
+              '--workdir (log, eval, sample and length settings may change on resume).')
+        logging.warning('%s differs from the config of this run in settings that may change on '
+                        'resume; it keeps the first run\'s.', path)
+      return
+    if not self.is_chief:
       return
     with open(path, 'w', encoding='utf-8') as f:
       f.write(text)
@@ -168,6 +185,32 @@ class Run:
       except OSError as e:  # e.g. a read-only workdir: the caller still prints its results
         logging.warning('could not write %s (%s); the results are only printed', path, e)
     return path
+
+
+# What a checkpoint was built for: differences here make it another model or other data.
+_STRICT = ('algorithm', 'seed', 'model.', 'vocab.', 'ae.latent_dim', 'ae.bidirectional',
+           'classifier.encoder', 'classifier.emb_dim', 'classifier.filter_sizes',
+           'classifier.num_filters', 'classifier.hidden_size', 'data.corpus', 'data.tokenizer',
+           'data.min_count', 'data.max_vocab', 'data.num_classes', 'data.train_split',
+           'data.label_fraction', 'data.oracle_', 'data.provenance')
+
+
+def resume_conflicts(old: dict, new: dict) -> list[str]:
+  """'key: old -> new' for every model / data / vocabulary setting (`_STRICT`) in which
+  two configs (as config.json holds them) differ; a key that `old` lacks (written by an
+  older version) is not a difference."""
+  def flat(d, prefix=''):
+    out = {}
+    for k, v in d.items():
+      if isinstance(v, dict):
+        out.update(flat(v, f'{prefix}{k}.'))
+      else:
+        out[f'{prefix}{k}'] = v
+    return out
+  a, b = flat(old), flat(new)
+  keys = sorted(k for k in a
+                if any(k == s or (s.endswith(('.', '_')) and k.startswith(s)) for s in _STRICT))
+  return [f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in keys if a.get(k) != b.get(k)]
 
 
 def check_values(config) -> None:

@@ -203,6 +203,39 @@ def test_corrupt_checkpoint_names_the_fix_and_keeps_files(tmp_path):
   assert sorted(str(p) for p in workdir.rglob('*')) == before
 
 
+def test_resuming_with_other_model_or_data_settings_lists_them(tmp_path):
+  config = _oracle_config()
+  workdir = str(tmp_path / 'run')
+  trainer.train_and_evaluate(config, workdir)
+  other = _oracle_config()
+  other.model.hidden_size, other.data.oracle_seed = 24, 5
+  with pytest.raises(ValueError, match=r"data.oracle_seed: 0 -> 5; data.provenance: 'oracle: "
+                     r"seeded random, seed 0.*' -> 'oracle: seeded random, seed 5.*'; "
+                     r'model.hidden_size: 16 -> 24\. Set them back'):
+    trainer.evaluate_checkpoint(other, workdir)
+  later = _oracle_config()
+  later.num_train_steps, later.log_every = 8, 1  # a longer run, other logging: fine
+  assert trainer.train_and_evaluate(later, workdir)['nll_per_token'] > 0
+  assert trainer.resume_conflicts({'eval': {'judge': ''}}, {'eval': {'judge': 'x'}}) == []
+  assert trainer.resume_conflicts({'model': {}}, {'model': {'cln_hidden': 0}}) == []  # older
+
+
+def test_config_json_records_the_data_and_a_workdir_of_other_data_is_refused(tmp_path):
+  c = _ptb_config(tmp_path)
+  workdir = tmp_path / 'run'
+  trainer.train_and_evaluate(c, str(workdir))
+  saved = json.loads((workdir / 'config.json').read_text())['data']['provenance']
+  assert saved.startswith('ptb: ptb.train.txt, ptb.valid.txt') and ' sha256 ' in saved
+  # The same workdir without its checkpoints, on an edited corpus: its vocab.json is stale.
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(workdir / 'checkpoints')
+  with open(os.path.join(c.data.corpus_dir, 'ptb.train.txt'), 'a') as f:
+    f.write(' zebra quagga okapi \n')
+  with pytest.raises(ValueError, match=r'vocab.json in this workdir belong to other data.*'
+                     r'data.provenance.*new --workdir'):
+    trainer.train_and_evaluate(c, str(workdir))
+
+
 def test_a_checkpoint_whose_bytes_changed_fails_its_checksum(tmp_path):
   config = _oracle_config()
   workdir = tmp_path / 'run'
