@@ -133,10 +133,11 @@ class Run:
     return jax.device_put(self.checkpointer.restore(state, step), self.repl), step
 
   # --- evaluation ------------------------------------------------------------------------
-  def evaluate(self, state, step: int) -> dict:
+  def evaluate(self, state, step: int, should_stop=lambda: False) -> dict:
     """Eval-split metrics (sums over the whole split, then finalised), and whatever the
     algorithm's optional hook `evaluate_samples(state, rng, *, config, data)` measures
-    on samples of its own (NLL-oracle, a judge's accuracy on conditional samples)."""
+    on samples of its own (NLL-oracle, a judge's accuracy on conditional samples).
+    Raises `EvalAbandoned` between batches once `should_stop()` (a stop request)."""
     cfg, rng = self.config, jax.random.fold_in(self.eval_rng, step)
     metrics = {}
     if self.data.eval is not None:
@@ -148,6 +149,8 @@ class Run:
           process_count=jax.process_count())
       sums, rows = None, []
       for i, batch in enumerate(itertools.islice(batches, cfg.eval.max_batches or None)):
+        if should_stop():
+          raise EvalAbandoned(step)
         batch = parallel.to_global(batch, self.mesh)
         out = dict(self._eval_fn(state, batch, jax.random.fold_in(rng, 2 * i + 2)))
         # Statistics that do not add up over batches (e.g. a VAE's mutual information,
@@ -161,6 +164,8 @@ class Run:
       if rows:
         sums['per_example'] = jax.tree.map(lambda *xs: np.concatenate(xs), *rows)
       metrics.update(self.algo.finalize_eval(sums))
+    if should_stop():
+      raise EvalAbandoned(step)
     if hasattr(self.algo, 'evaluate_samples'):  # metrics of the algorithm's own samples
       metrics.update(self.algo.evaluate_samples(state, jax.random.fold_in(rng, 3), config=cfg,
                                                 data=self.data))
@@ -304,6 +309,13 @@ class _StopFlag:
       signal.signal(s, old)
 
 
+_EVAL_PENDING = 'eval_pending'  # WORKDIR file: the step of an abandoned eval
+
+
+class EvalAbandoned(Exception):
+  """A stop request arrived during an eval, which is dropped (the run resumes with it)."""
+
+
 class WorkdirInUse(RuntimeError):
   """Another process is training in this workdir."""
 
@@ -373,6 +385,16 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     start_metrics = run.evaluate(state, 0)
     writer.write(0, start_metrics, prefix='eval/')
     logging.info('eval at step 0: %s', _fmt(start_metrics))
+  pending = os.path.join(workdir, _EVAL_PENDING)
+  if os.path.exists(pending):  # an eval a stop request abandoned at this step
+    with open(pending, encoding='utf-8') as f:
+      due = f.read().strip() == str(start)
+    if due and start < total:
+      eval_metrics = run.evaluate(state, start, lambda: stop.requested)
+      writer.write(start, eval_metrics, prefix='eval/')
+      logging.info('eval at step %d: %s', start, _fmt(eval_metrics))
+    if run.is_chief:
+      os.remove(pending)
   t0, last_t, last_step, tokens = time.time(), time.time(), start, 0.0
   window = _load_window(workdir, start)  # the log window a stopped run left open
   step = start
@@ -399,9 +421,15 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                      where, losses, rate, tokens_per_s, _hms((total - step) / max(rate, 1e-9)))
         last_t, last_step, tokens, window = now, step, 0.0, []
       if _crossed(prev, step, cfg.eval_every) and step != total:
-        eval_metrics = run.evaluate(state, step)
-        writer.write(step, eval_metrics, prefix='eval/')
-        logging.info('eval at step %d: %s', step, _fmt(eval_metrics))
+        try:
+          eval_metrics = run.evaluate(state, step, lambda: stop.requested)
+          writer.write(step, eval_metrics, prefix='eval/')
+          logging.info('eval at step %d: %s', step, _fmt(eval_metrics))
+        except EvalAbandoned:  # the resumed run evaluates this step first
+          logging.warning('stop requested: the eval at step %d is abandoned', step)
+          if run.is_chief:
+            with open(os.path.join(workdir, _EVAL_PENDING), 'w', encoding='utf-8') as f:
+              f.write(str(step))
         last_t, last_step, tokens = time.time(), step, 0.0  # rates measure training only
       if _crossed(prev, step, cfg.checkpoint_every) or step == total or stop.requested:
         _check_finite(run, state, step)
@@ -412,7 +440,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if stop.requested:
         raise Stopped(step, workdir)
     if start < total or not eval_metrics:
-      eval_metrics = run.evaluate(state, total)
+      try:
+        eval_metrics = run.evaluate(state, total, lambda: stop.requested)
+      except EvalAbandoned:  # the checkpoint at `total` is saved: a resume runs this eval
+        raise Stopped(total, workdir) from None
       writer.write(total, eval_metrics, prefix='eval/')
       run.write_eval(total, eval_metrics)
       logging.info('final eval at step %d: %s (%.1f s)', total, _fmt(eval_metrics),

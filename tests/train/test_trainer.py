@@ -99,6 +99,33 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch, signum):
   assert trainer.train_and_evaluate(config, workdir) == full
 
 
+@pytest.mark.parametrize('eval_index', [0, 1])  # the eval at step 4, the final one at 6
+def test_a_stop_during_eval_abandons_it_and_the_resumed_run_makes_it_up(tmp_path, monkeypatch,
+                                                                         eval_index):
+  config = _oracle_config()
+  full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
+  workdir = str(tmp_path / 'stopped')
+  with monkeypatch.context() as m:
+    original, calls = trainer.pipeline.eval_batches, []
+
+    def eval_batches(*args, **kwargs):
+      calls.append(1)
+      for batch in original(*args, **kwargs):
+        if len(calls) == eval_index + 1:
+          os.kill(os.getpid(), signal.SIGTERM)
+        yield batch
+    m.setattr(trainer.pipeline, 'eval_batches', eval_batches)
+    step = (4, 6)[eval_index]
+    with pytest.raises(trainer.Stopped, match=f'stopped at step {step}'):
+      trainer.train_and_evaluate(config, workdir)
+  assert str(step) in os.listdir(os.path.join(workdir, 'checkpoints'))
+  assert not os.path.exists(os.path.join(workdir, f'eval_{step}.json'))
+  assert trainer.train_and_evaluate(config, workdir) == full
+  rows = lambda d: [{k: v for k, v in r.items() if k not in ('steps_per_s', 'tokens_per_s')}
+                    for r in read_metrics(d)]
+  assert rows(workdir) == rows(str(tmp_path / 'full'))
+
+
 def test_train_rows_hold_the_window_mean_of_each_metric(tmp_path, monkeypatch):
   """A fake update that reports its step number: every train row holds the mean over its
   log window (steps 0-1, 2-3, 4-5 with log_every 2), not the window's last value; NaNs
