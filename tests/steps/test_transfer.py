@@ -37,8 +37,11 @@ def test_fluency_ppl_is_the_lm_runs_own_eval_ppl(tmp_path):
            (tmp_path / 'styles' / 'validation.txt').read_text().splitlines()]
   ppl = transfer.fluency_lm(workdir).perplexity(texts)
   assert ppl == pytest.approx(final['ppl'], rel=1e-5)
-  with pytest.raises(FileNotFoundError, match=r'holds no config.json.*configs/lm_yelp.py'):
+  with pytest.raises(FileNotFoundError, match=r'no such directory.*configs/lm_yelp.py'):
     transfer.fluency_lm(str(tmp_path / 'nothing'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(FileNotFoundError, match=r'holds no config.json.*a trained lm run'):
+    transfer.fluency_lm(str(tmp_path / 'empty'))
 
 
 def test_label_fraction_keeps_a_seeded_share_of_the_labels():

@@ -270,18 +270,22 @@ def test_a_checkpoint_whose_bytes_changed_fails_its_checksum(tmp_path):
   digests_path = workdir / 'checkpoints.sha256.json'
   digests = json.loads(digests_path.read_text())
   assert sorted(digests) == sorted(os.listdir(workdir / 'checkpoints')) == ['3', '6']
-  # Same size, other bytes: a flipped bit in the largest tensor file.
-  data = max((f for f in (workdir / 'checkpoints' / '6').rglob('*') if f.is_file()),
-             key=lambda f: f.stat().st_size)
-  raw = bytearray(data.read_bytes())
-  raw[len(raw) // 2] ^= 0x01
-  data.write_bytes(bytes(raw))
+  # Same size, other bytes: a flipped bit in the middle of every tensor data file (ocdbt's
+  # d/ folders; with several devices not every file is read back).
+  data = [f for f in (workdir / 'checkpoints' / '6').rglob('*')
+          if f.is_file() and f.parent.name == 'd']
+  assert data
+  originals = {f: f.read_bytes() for f in data}
+  for f, raw in originals.items():
+    raw = bytearray(raw)
+    raw[len(raw) // 2] ^= 0x01
+    f.write_bytes(bytes(raw))
   with pytest.raises(RuntimeError, match=r'checkpoints/6.*previous checkpoint \(step 3\)'):
     trainer.evaluate_checkpoint(config, str(workdir))
-  # The digest itself: a state that differs from what was saved is named as such.
-  raw[len(raw) // 2] ^= 0x01
-  data.write_bytes(bytes(raw))
+  for f, raw in originals.items():
+    f.write_bytes(raw)
   assert trainer.evaluate_checkpoint(config, str(workdir))['step'] == 6
+  # The digest itself: a state that differs from what was saved is named as such.
   digest_path_text = json.dumps({**digests, '6': '0' * 64})
   digests_path.write_text(digest_path_text)
   with pytest.raises(RuntimeError, match=r'does not match the checksum written with it.*'
