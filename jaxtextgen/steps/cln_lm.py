@@ -44,7 +44,8 @@ from jaxtextgen.metrics import bleu, diversity
 from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.sequence import nll_sum_and_count
 from jaxtextgen.steps import lm
-from jaxtextgen.steps.common import TrainState, make_decoder, make_optimizer, shift_right
+from jaxtextgen.steps.common import (TrainState, make_decoder, make_optimizer, sample_labels,
+                                     shift_right)
 
 SELF_BLEU_ORDERS = (2, 3, 4)
 
@@ -124,21 +125,6 @@ def finalize_eval(sums: dict) -> dict:
           'eval_sentences': sums['sentences']}
 
 
-def check_label(label: int, config) -> None:
-  c = _num_classes(config)
-  if not -1 <= label < c:
-    raise ValueError(f'config.sample.label={label} is not a class of this model: use 0..{c - 1}, '
-                     'or -1 for every class in turn.')
-
-
-def _labels(label: int, num: int, config) -> jax.Array:
-  """int32 [num]: `label`, or classes in turn (0, 1, ..., 0, 1, ...) for -1."""
-  check_label(label, config)
-  if label < 0:
-    return jnp.arange(num, dtype=jnp.int32) % _num_classes(config)
-  return jnp.full((num,), label, jnp.int32)
-
-
 def draw(params, rng: jax.Array, labels: jax.Array, *, config,
          model_distribution: bool = False):
   """Sentences of the given classes (`models.sampler.Samples`, [len(labels), max_len]):
@@ -160,7 +146,8 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | 
   top_p / greedy; PAD after EOS."""
   del conditions
   label = config.sample.label if label is None else label
-  return draw(state.params['generator'], rng, _labels(label, num, config), config=config).tokens
+  labels = sample_labels(label, num, _num_classes(config))
+  return draw(state.params['generator'], rng, labels, config=config).tokens
 
 
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:

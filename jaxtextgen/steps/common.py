@@ -148,6 +148,17 @@ def load_run(workdir: str, *, field: str, algorithm: str, config_file: str):
   return config, vocab, load_params(workdir, field, hint)
 
 
+def sample_labels(label: int, num: int, num_classes: int) -> jax.Array:
+  """int32 [num] classes of conditional samples: `label`, or classes in turn (0, 1, ...,
+  0, 1, ...) for -1; any other value is an error naming config.sample.label."""
+  if not -1 <= label < num_classes:
+    raise ValueError(f'config.sample.label={label} is not a class of this model: use '
+                     f'0..{num_classes - 1}, or -1 for every class in turn.')
+  if label < 0:
+    return jnp.arange(num, dtype=jnp.int32) % num_classes
+  return jnp.full((num,), label, jnp.int32)
+
+
 def pad_time(tokens: jax.Array, length: int, pad_id: int) -> jax.Array:
   """int [batch, t] -> [batch, length] with pad_id appended (t <= length), so that
   trimmed real batches and full-length fakes look alike to the discriminator."""

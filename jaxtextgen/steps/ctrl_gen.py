@@ -67,7 +67,7 @@ from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.divergences import entropy, gaussian_log_density
 from jaxtextgen.steps import adversarial, autoencoding, classifier, transfer as transfer_lib, vae
 from jaxtextgen.steps.autoencoding import encode, global_noise
-from jaxtextgen.steps.common import TrainState, global_sum
+from jaxtextgen.steps.common import TrainState, global_sum, sample_labels
 
 
 def _num_classes(config) -> int:
@@ -283,12 +283,7 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | 
   turn), int32 [num, max_len], config.sample's temperature / top_k / top_p / greedy."""
   del conditions
   label = config.sample.label if label is None else label
-  c = _num_classes(config)
-  if not -1 <= label < c:
-    raise ValueError(f'config.sample.label={label} is not a class of this model: use '
-                     f'0..{c - 1}, or -1 for every class in turn.')
-  labels = (jnp.arange(num, dtype=jnp.int32) % c if label < 0
-            else jnp.full((num,), label, jnp.int32))
+  labels = sample_labels(label, num, _num_classes(config))
   return generate(state, rng, labels, config=config, knobs='sample')
 
 
