@@ -82,11 +82,17 @@ def check_label(label: int, config, what: str = '--to_label') -> None:
                      f'(config.data.num_classes={c}).')
 
 
+_JITTED: dict = {}
+
+
 def run_transfer(transfer_fn, state, tokens: np.ndarray, mask: np.ndarray,
                  to_labels: np.ndarray, from_labels: np.ndarray, *, config) -> np.ndarray:
   """An algorithm's `transfer` over rows in chunks of config.eval_batch_size (one compiled
   shape): int32 [n, max_len]."""
-  fn = jax.jit(functools.partial(transfer_fn, state, config=config))
+  key = (transfer_fn, config.to_json_best_effort(sort_keys=True))
+  if key not in _JITTED:  # one compilation per model and config, not one per eval
+    _JITTED[key] = jax.jit(functools.partial(transfer_fn, config=config))
+  fn = functools.partial(_JITTED[key], state)
   length = config.data.max_len
   tokens = np.pad(tokens, ((0, 0), (0, max(length - tokens.shape[1], 0))))[:, :length]
   mask = np.pad(mask, ((0, 0), (0, max(length - mask.shape[1], 0))))[:, :length]
