@@ -121,6 +121,34 @@ def test_oracle_gan_presets_run_the_stated_number_of_rounds(name, short):
   assert rounds['short'] == rounds['pretrained,short'] == rounds['short,pretrained'] == short
 
 
+def test_a_20000_token_eval_line_costs_what_its_tokens_cost(tmp_path):
+  """An LM eval whose dev split holds one 20,000-word line peaks within a small multiple
+  of the same eval without it (the peak RSS of each subprocess; loose, not timed). Cut to
+  the normal lines' width for all 256 rows of a batch, it would hold 256 x 20,001 x 300
+  float32 logits (6 GB)."""
+  import resource
+  rng = np.random.default_rng(0)
+  words = lambda n: ' '.join(f'w{i}' for i in rng.integers(0, 300, n))
+  peaks = []
+  for name, extra in (('normal', []), ('long', [words(20_000)])):
+    d = tmp_path / name
+    d.mkdir()
+    (d / 'train.txt').write_text(''.join(words(12) + '\n' for _ in range(400)))
+    (d / 'valid.txt').write_text(''.join(words(12) + '\n' for _ in range(300)) +
+                                 ''.join(l + '\n' for l in extra))
+    r = _launch('--config=configs/lm_ptb.py:smoke', f'--workdir={d / "run"}',
+                '--config.data.corpus=text_lines', f'--config.data.corpus_dir={d}',
+                '--config.data.train_split=train', '--config.data.eval_split=valid',
+                '--config.data.max_len=16', '--config.data.min_count=1',
+                '--config.num_train_steps=2', '--config.eval_every=0', '--config.batch_size=8',
+                '--config.eval_batch_size=256')
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(d / 'run' / 'eval_2.json') as f:
+      assert json.load(f)['eval_sentences'] == 300 + len(extra)
+    peaks.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+  assert peaks[1] < 2 * peaks[0], peaks  # a max over children: the long run's own peak
+
+
 def _free_port() -> int:
   import socket  # pylint: disable=g-import-not-at-top
   with socket.socket() as s:

@@ -150,17 +150,46 @@ def train_iterator(split: TokenizedSplit, *, start_step: int = 0, **kwargs) -> I
 
 
 def eval_batches(split: TokenizedSplit, *, batch_size: int, process_index: int = 0,
-                 process_count: int = 1, limit: int | None = None) -> Iterator[Batch]:
-  """The whole split once, in order; the last batch is padded with weight-0 rows
-  so every batch has the same shape (one compilation) and nothing is dropped."""
+                 process_count: int = 1, limit: int | None = None, base_len: int = 0,
+                 multiple: int = 1) -> Iterator[Batch]:
+  """The split's first `limit` sentences (default all) once each, in batches whose cost
+  follows their tokens.
+
+  With `base_len` > 0, batches are grouped by length: sentences of at most base_len
+  tokens come in batch_size rows of base_len columns; a longer one goes to the bucket of
+  base_len * 2^k columns (the smallest that holds it, at most the split's width), whose
+  batches have batch_size * base_len / (base_len * 2^k) rows, a multiple of `multiple`
+  (the devices) and at least that, so every batch holds about batch_size * base_len
+  token slots and one long line costs what its tokens cost. Without it, one bucket of the
+  split's width. Buckets come shortest first, each in split order. Every batch's last
+  rows may be padding (weight 0, no tokens), so a bucket's batches share one shape (one
+  compilation) and nothing is dropped. Each batch carries 'index', the split positions of
+  its GLOBAL rows (every process's), for statistics that must come back in split order.
+  """
   num = len(split) if limit is None else min(limit, len(split))
-  local = batch_size // process_count
-  for start in range(0, num, batch_size):
-    idx = np.arange(start, start + batch_size)
-    weight = (idx < num).astype(np.float32)
-    idx = np.minimum(idx, num - 1)
+  width = split.tokens.shape[1]
+  base = min(base_len, width) if base_len > 0 else width
+  lengths = split.mask[:num].sum(axis=1).astype(np.int64)
+  buckets = np.full(num, base, np.int64)
+  while (long := lengths > buckets).any():
+    buckets[long] = np.minimum(buckets[long] * 2, width)
+  for length in np.unique(buckets):
+    members = np.flatnonzero(buckets == length)
+    rows = batch_size if length == base else max(
+        multiple, batch_size * base // int(length) // multiple * multiple)
+    if rows % process_count:
+      raise ValueError(f'eval batches of {rows} rows do not divide across {process_count} '
+                       f'processes; make config.eval_batch_size a multiple of the devices')
+    local = rows // process_count
     sl = slice(process_index * local, (process_index + 1) * local)
-    yield split.gather(idx[sl], weight[sl])
+    for start in range(0, len(members), rows):
+      take = members[start:start + rows]
+      weight = np.zeros(rows, np.float32)
+      weight[:len(take)] = 1
+      idx = np.concatenate([take, np.full(rows - len(take), take[-1])])
+      batch = split.gather(idx[sl], weight[sl])
+      batch = {k: v[:, :length] if v.ndim == 2 else v for k, v in batch.items()}
+      yield {**batch, 'index': idx}
 
 
 # ----------------------------------------------------------------------------------------

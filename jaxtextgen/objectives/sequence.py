@@ -5,6 +5,7 @@ means is wrong when devices hold different numbers of real tokens, whereas
 ``psum(nll_sum) / psum(token_count)`` is the exact global mean.
 """
 
+import math
 from typing import Tuple
 
 import jax
@@ -61,8 +62,23 @@ def linear_token_nll(h: jax.Array, kernel: jax.Array, bias: jax.Array,
 
   Returns:
       ``[...]`` per-token negative log-likelihoods (nats), float32.
+
+  Undifferentiated (eval), more than ``PROJECTION_CHUNK`` tokens are projected that many at
+  a time (`lax.map`), so a long eval line never holds all its ``[tokens, vocab]`` logits.
   """
-  return _linear_token_nll_fwd(h, kernel, bias, targets)[0]
+  n = math.prod(targets.shape)
+  if n <= PROJECTION_CHUNK:
+    return _linear_token_nll_fwd(h, kernel, bias, targets)[0]
+  pad = -n % PROJECTION_CHUNK
+  h2 = jnp.pad(h.reshape(n, h.shape[-1]), ((0, pad), (0, 0)))
+  t2 = jnp.pad(targets.reshape(n), (0, pad))
+  nll = jax.lax.map(lambda ht: _linear_token_nll_fwd(ht[0], kernel, bias, ht[1])[0],
+                    (h2.reshape(-1, PROJECTION_CHUNK, h.shape[-1]),
+                     t2.reshape(-1, PROJECTION_CHUNK)))
+  return nll.reshape(-1)[:n].reshape(targets.shape)
+
+
+PROJECTION_CHUNK = 8192  # tokens per vocabulary projection of an undifferentiated call
 
 
 def _linear_token_nll_fwd(h, kernel, bias, targets):

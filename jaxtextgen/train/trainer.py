@@ -18,7 +18,6 @@ update reports for what it did not measure this time, skipped), under
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -144,13 +143,16 @@ class Run:
       if not hasattr(self, '_eval_fn'):
         self._eval_fn = parallel.jit_step(self.algo.eval_step, self.mesh, config=cfg,
                                           donate=False)
+      limit = cfg.eval.max_batches * cfg.eval_batch_size if cfg.eval.max_batches else None
       batches = pipeline.eval_batches(
           self.data.eval, batch_size=cfg.eval_batch_size, process_index=jax.process_index(),
-          process_count=jax.process_count())
-      sums, rows = None, []
-      for i, batch in enumerate(itertools.islice(batches, cfg.eval.max_batches or None)):
+          process_count=jax.process_count(), limit=limit, base_len=cfg.data.max_len,
+          multiple=jax.device_count())
+      sums, rows, order = None, [], []
+      for i, batch in enumerate(batches):
         if should_stop():
           raise EvalAbandoned(step)
+        index = batch.pop('index')
         batch = parallel.to_global(batch, self.mesh)
         out = dict(self._eval_fn(state, batch, jax.random.fold_in(rng, 2 * i + 2)))
         # Statistics that do not add up over batches (e.g. a VAE's mutual information,
@@ -159,10 +161,11 @@ class Run:
         if per_example is not None:
           real = parallel.to_host(batch['weight']) > 0
           rows.append(jax.tree.map(lambda x: parallel.to_host(x)[real], per_example))
+          order.append(index[real])
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
       sums = jax.tree.map(np.asarray, jax.device_get(sums))
       if rows:
-        sums['per_example'] = jax.tree.map(lambda *xs: np.concatenate(xs), *rows)
+        sums['per_example'] = split_order_rows(rows, np.concatenate(order))
       metrics.update(self.algo.finalize_eval(sums))
     if should_stop():
       raise EvalAbandoned(step)
@@ -310,6 +313,17 @@ class _StopFlag:
 
 
 _EVAL_PENDING = 'eval_pending'  # WORKDIR file: the step of an abandoned eval
+
+
+def split_order_rows(rows: list[dict], order: np.ndarray) -> dict:
+  """Per-example eval rows of length-grouped batches, concatenated and put back in split
+  order (`order`: each row's split position); rows of different widths (token ids of
+  different buckets) are right-padded with zeros to the widest."""
+  def cat(*xs):
+    width = max(x.shape[1] for x in xs) if xs[0].ndim > 1 else None
+    pad = lambda x: np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+    return np.concatenate([pad(x) for x in xs] if width else xs)[np.argsort(order, kind='stable')]
+  return jax.tree.map(cat, *rows)
 
 
 class EvalAbandoned(Exception):

@@ -89,6 +89,58 @@ def test_eval_batches_cover_the_split_once_with_padding_weights():
   assert sum(b['weight'].sum() for b in limited) == 5
 
 
+def test_eval_batches_group_long_sentences_into_fewer_rows_of_their_own_width():
+  """Sentences of 1..12 tokens, base_len 4: buckets of 4, 8 and 16 (cut to the split's 13)
+  columns, with 8, 4 and 2 rows (a token budget of 8 x 4); every sentence once, whole."""
+  vocab = Vocab.build([f'w{i}' for i in range(40)])
+  texts = [' '.join(f'w{j}' for j in range(1 + i % 12)) for i in range(30)]
+  split = pipeline.tokenize(texts, None, vocab, max_len=13)
+  batches = list(pipeline.eval_batches(split, batch_size=8, base_len=4, multiple=2))
+  shapes = sorted({b['tokens'].shape for b in batches})
+  assert shapes == [(2, 13), (4, 8), (8, 4)]
+  index = np.concatenate([b['index'][b['weight'] > 0] for b in batches])
+  np.testing.assert_array_equal(np.sort(index), np.arange(30))  # each sentence once
+  for b in batches:
+    real = b['weight'] > 0
+    np.testing.assert_array_equal(b['tokens'][real], split.tokens[b['index'][real], :b['tokens'].shape[1]])
+    assert b['mask'][real].sum() == split.mask[b['index'][real]].sum()  # nothing cut
+    assert b['mask'][~real].sum() == 0
+  # a process's rows are its slice of the global batch; 'index' stays global
+  first = next(pipeline.eval_batches(split, batch_size=8, base_len=4, multiple=2,
+                                     process_index=1, process_count=2))
+  np.testing.assert_array_equal(first['tokens'], batches[0]['tokens'][4:])
+  np.testing.assert_array_equal(first['index'], batches[0]['index'])
+
+
+def test_lm_eval_sums_do_not_depend_on_the_grouping():
+  """The NLL sums of an LM over length-grouped batches equal those of one full-width
+  bucket: grouping changes the cost, not the metric."""
+  import jax
+  from jaxtextgen.steps import lm
+  split, vocab, _ = _split(n=23, max_len=6)
+  c = base_config()
+  c.vocab.size, c.vocab.bos_id, c.vocab.eos_id = len(vocab), vocab.bos_id, vocab.eos_id
+  c.model.emb_dim = c.model.hidden_size = 8
+  state = lm.init(jax.random.PRNGKey(0), c, {'tokens': split.tokens[:2]})
+  def total(**kw):
+    sums = [lm.eval_step(state, {k: v for k, v in b.items() if k != 'index'},
+                         jax.random.PRNGKey(1), config=c)
+            for b in pipeline.eval_batches(split, batch_size=4, **kw)]
+    return {k: float(sum(s[k] for s in sums)) for k in ('nll_sum', 'tokens', 'sentences')}
+  grouped, whole = total(base_len=2), total()
+  assert grouped['tokens'] == whole['tokens'] == split.mask.sum()
+  np.testing.assert_allclose(grouped['nll_sum'], whole['nll_sum'], rtol=1e-5)
+
+
+def test_split_order_rows_undo_the_grouping_and_pad_widths():
+  from jaxtextgen.train.trainer import split_order_rows
+  rows = [{'ids': np.array([[5, 6]]), 'z': np.array([1.])},
+          {'ids': np.array([[7, 8, 9], [1, 2, 3]]), 'z': np.array([2., 3.])}]
+  out = split_order_rows(rows, np.array([2, 0, 1]))
+  np.testing.assert_array_equal(out['ids'], [[7, 8, 9], [1, 2, 3], [5, 6, 0]])
+  np.testing.assert_array_equal(out['z'], [2., 3., 1.])
+
+
 def test_batch_larger_than_the_split_is_an_error():
   split, _, _ = _split(n=5)
   with pytest.raises(ValueError, match='fewer than one batch'):
