@@ -28,7 +28,10 @@ The whole sequence, judge and fluency LM first:
 Presets: 'captions' (Li et al. 2018's humorous (0) / romantic (1) image captions,
 ../shared/data/captions_li2018; its judge and LM are configs/classifier_yelp.py and
 configs/lm_yelp.py with their 'captions' preset), 'transformer' (the decoder a Transformer
-reading [z, c] in every Conditional LayerNorm), 'smoke' (seconds).
+reading [z, c] in every Conditional LayerNorm), 'texar' (texar's simplified variant,
+ctrl_gen.codes='transfer': an autoencoder, KL weight 0 and no word dropout, z of 128,
+trained with each sentence's own code, the attribute losses on real sentences' z moved to
+the other sentiment, lambda_c = 1 and lambda_z = 0; 1,500 rounds), 'smoke' (seconds).
 """
 
 import os
@@ -40,7 +43,7 @@ style_corpus = runpy.run_path(os.path.join(os.path.dirname(__file__), 'lm_yelp.p
 
 
 def get_config(preset: str = ''):
-  presets = parse_presets(preset, ('captions', 'transformer', 'smoke'))
+  presets = parse_presets(preset, ('captions', 'transformer', 'texar', 'smoke'))
   c = style_corpus(base_config(), 'captions' in presets)
   c.algorithm = 'ctrl_gen'
   c.data.num_classes = 2
@@ -81,6 +84,14 @@ def get_config(preset: str = ''):
     m.num_heads = 4
     m.mlp_dim = 1024
     m.dropout = 0.1
+  if 'texar' in presets:
+    c.ctrl_gen.codes = 'transfer'
+    c.ae.latent_dim = 128
+    v.beta = 0.0
+    v.word_dropout = 0.0
+    c.ctrl_gen.lambda_c = 1.0    # texar's 0.1 times its per-token reconstruction loss
+    c.ctrl_gen.lambda_z = 0.0    # texar has no L_attr,z
+    g.rounds = 1_500
   if 'smoke' in presets:
     smoke(c)
     g.mle_steps, g.d_pretrain_steps, g.rounds = 2, 2, 1

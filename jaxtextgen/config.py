@@ -199,6 +199,10 @@ def base_config() -> ml_collections.ConfigDict:
   cg.lambda_z = 0.1              # weight of L_attr,z (q_E recovers z from soft sentences)
   cg.lambda_u = 0.1              # weight of L_u (generated sentences) in the classifier loss
   cg.entropy_beta = 0.1          # beta of L_u's minimum-entropy term
+  cg.codes = 'prior'             # 'prior' (Hu et al.): phase 'vae' with c ~ p(c), L_attr on
+                                 # z ~ N(0, I), c ~ p(c); 'transfer' (texar's simplified
+                                 # variant): phase 'vae' with each sentence's own code, L_attr
+                                 # on z = each real sentence's posterior mean, c = another class
 
   # Style transfer by cross-alignment (algorithm 'cross_align', Shen et al. 2017). The two
   # discriminators over hidden states are config.gan.d_* (CNN sizes, dropout, optimizer).

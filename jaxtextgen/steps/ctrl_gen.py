@@ -39,6 +39,11 @@ Wake-sleep schedule (`adversarial.gan_schedule`, lengths from config.gan at star
   'classifier'  gan.d_pretrain_steps steps of L_s on labelled sentences
   'round'       gan.rounds rounds of g_steps generator updates then d_steps classifier
                 updates, one fused update each
+Codes (config.ctrl_gen.codes): 'prior' is Hu et al.'s; 'transfer' is texar's simplified
+variant (texar-tf's text_style_transfer), an autoencoder trained to move sentences: phase
+'vae' decodes each sentence with its own code, and L_attr,c / L_attr,z read G~(z, c') for
+z = each real sentence's posterior mean (no gradient to the encoder) and c' another class
+than its own, with L_attr,z at unit variance (configs/ctrl_gen_yelp.py:texar).
 Semi-supervised: config.data.label_fraction keeps the labels of that fraction of train
 sentences; the others are unlabelled text (L_VAE with q_D's code, no L_s).
 
@@ -70,6 +75,9 @@ from jaxtextgen.steps.autoencoding import encode, global_noise
 from jaxtextgen.steps.common import TrainState, global_sum, sample_labels
 
 
+CODES = ('prior', 'transfer')
+
+
 def _num_classes(config) -> int:
   c = config.data.num_classes
   if c < 2:
@@ -86,6 +94,8 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   if min(cg.lambda_c, cg.lambda_z, cg.lambda_u, cg.entropy_beta) < 0:
     raise ValueError(f'config.ctrl_gen: need lambda_c, lambda_z, lambda_u, entropy_beta >= 0; '
                      f'got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, {cg.entropy_beta}')
+  if cg.codes not in CODES:
+    raise ValueError(f'config.ctrl_gen.codes={cg.codes!r}: expected one of {CODES}')
   adversarial.check_config(config)
   transfer_lib.check_config(config)
   k_vae, k_cls = jax.random.split(rng)
@@ -118,10 +128,21 @@ def prior_codes(rng: jax.Array, n: int, *, config, axis_name=None):
   return z, global_noise(k_c, draw_c, (n,), axis_name)
 
 
+def other_codes(rng: jax.Array, codes: jax.Array, *, config, axis_name=None) -> jax.Array:
+  """int [batch]: for each code, a class drawn uniformly among the OTHER classes."""
+  classes = _num_classes(config)
+  draw = lambda k, shape: jax.random.randint(k, shape, 1, classes)
+  return (codes + global_noise(rng, draw, codes.shape, axis_name)) % classes
+
+
 def vae_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """Phase 'vae': one step of encoder and decoder on L_VAE with c ~ p(c)."""
+  """Phase 'vae': one step of encoder and decoder on L_VAE with c ~ p(c) (ctrl_gen.codes
+  'prior'), or each sentence's own code ('transfer')."""
   k_c, k_vae = jax.random.split(rng)
-  _, c = prior_codes(k_c, batch['tokens'].shape[0], config=config, axis_name=axis_name)
+  if config.ctrl_gen.codes == 'transfer':
+    c = real_codes(state, batch, config=config)
+  else:
+    _, c = prior_codes(k_c, batch['tokens'].shape[0], config=config, axis_name=axis_name)
   grads, metrics = vae.elbo_grads(state, {**batch, 'code': one_hot(c, config)}, k_vae,
                                   config=config, axis_name=axis_name)
   for player in autoencoding.PLAYERS:
@@ -133,7 +154,8 @@ def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Arr
                      rng: jax.Array, beta, *, config):
   """(L_attr,c, L_attr,z, accuracy of q_D on the soft sentences) of the decoder's Gumbel-
   softmax sentences G~(z, c) at inverse temperature beta; differentiable in
-  `decoder_params` only (the classifier and the encoder are read from `state`)."""
+  `decoder_params` only (the classifier and the encoder are read from `state`). With
+  ctrl_gen.codes 'transfer', L_attr,z is the density at unit variance."""
   v, g = config.vocab, config.gan
   soft = relaxed_sample(autoencoding.make_decoder(config), {'params': decoder_params}, rng,
                         batch=z.shape[0], length=config.data.max_len, bos_id=v.bos_id,
@@ -144,6 +166,10 @@ def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Arr
   logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config)
   attr_c = optax.softmax_cross_entropy_with_integer_labels(logits, c).mean()
   mean, logvar = encode(frozen['encoder'], soft.probs, soft.mask, config=config)
+  if config.ctrl_gen.codes == 'transfer':
+    # An (almost) deterministic autoencoder's variances go to 0, and the density with
+    # them: recover z at unit variance, i.e. a squared distance.
+    logvar = jnp.zeros_like(logvar)
   attr_z = -gaussian_log_density(z, mean, logvar).sum(-1).mean()
   return attr_c, attr_z, (jnp.argmax(logits, -1) == c).mean()
 
@@ -158,7 +184,12 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
   grads, metrics = vae.elbo_grads(state, {**batch, 'code': code}, k_vae, config=config,
                                   axis_name=axis_name)
   beta = adversarial.gumbel_beta(state.step, config)
-  z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
+  if cg.codes == 'transfer':
+    z, _ = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=config)
+    z = jax.lax.stop_gradient(z)
+    c = other_codes(k_prior, jnp.argmax(code, -1), config=config, axis_name=axis_name)
+  else:
+    z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
 
   def loss_fn(decoder_params):
     attr_c, attr_z, acc = attribute_losses(decoder_params, state, z, c, k_soft, beta,

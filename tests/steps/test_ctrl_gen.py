@@ -105,6 +105,37 @@ def test_generator_step_leaves_the_classifier_and_the_classifier_step_the_vae():
   assert 0 <= dm['acc'] <= 1 and 0 <= dm['entropy'] <= np.log(C)
 
 
+def test_transfer_codes_train_on_real_sentences_moved_to_another_class():
+  """ctrl_gen.codes='transfer' (texar's variant): phase 'vae' decodes each sentence with
+  its own code, and the attribute losses read z = its posterior mean with the other class."""
+  from jaxtextgen.steps import adversarial, vae
+  from jaxtextgen.steps.autoencoding import encode
+  c, state, batch, rng = _config(codes='transfer'), _state(), _batch(1), jax.random.key(3)
+  own = ctrl_gen.real_codes(state, batch, config=c)
+  _, gm = jax.jit(functools.partial(ctrl_gen.generator_step, config=c))(state, batch, rng)
+  _, k_prior, k_soft = jax.random.split(rng, 3)
+  z, _ = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=c)
+  moved = ctrl_gen.other_codes(k_prior, own, config=c)
+  np.testing.assert_array_equal(moved, 1 - own)  # two classes: the other one
+  attr_c, attr_z, _ = ctrl_gen.attribute_losses(
+      state.params['decoder'], state, z, moved, k_soft, adversarial.gumbel_beta(state.step, c),
+      config=c)
+  np.testing.assert_allclose([gm['attr_c'], gm['attr_z']], [attr_c, attr_z], rtol=1e-4)
+  _, vm = jax.jit(functools.partial(ctrl_gen.vae_step, config=c))(state, batch, rng)
+  _, want = vae.elbo_grads(state, {**batch, 'code': ctrl_gen.one_hot(own, c)},
+                           jax.random.split(rng)[1], config=c)
+  np.testing.assert_allclose(vm['rec_nll'], want['rec_nll'], rtol=1e-5)
+  # With three classes, the other class is uniform over the two others, never its own.
+  c3 = _config()
+  c3.data.num_classes = 3
+  codes = jnp.arange(3000) % 3
+  draws = ctrl_gen.other_codes(jax.random.key(5), codes, config=c3)
+  assert not np.any(draws == codes)
+  np.testing.assert_allclose(np.mean(draws == (codes + 1) % 3), 0.5, atol=0.03)
+  with pytest.raises(ValueError, match=r"codes='posterior'.*\('prior', 'transfer'\)"):
+    ctrl_gen.init(jax.random.key(0), _config(codes='posterior'), _batch())
+
+
 def test_minimum_entropy_term_lowers_the_loss_of_confident_predictions():
   logits = np.array([[2.0, -1.0], [0.1, 0.0], [-3.0, 3.0]])
   labels = np.array([0, 0, 1])
