@@ -210,3 +210,25 @@ def test_encoder_reads_one_hot_distributions_as_ids_and_starts_from_a_given_stat
   assert np.abs(np.asarray(moved - ids)).min() > 0
   np.testing.assert_allclose(enc.apply(params, tokens, mask, state=((jnp.zeros((2, 5)),) * 2,)),
                              ids, rtol=1e-6)
+
+
+def test_decoder_equals_a_float64_numpy_lstm():
+  """Teacher-forced logits against the textbook LSTM in float64 numpy (gates i, f, g, o in
+  the parameters' column blocks; c = f c + i g, h = o tanh(c); zero initial state): an
+  independent reference for the cell maths that teacher forcing and `step` share."""
+  dec, variables, toks, _ = _decoder(num_layers=2)
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), variables['params'])
+  sig = lambda x: 1 / (1 + np.exp(-x))
+  x = p['embedding']['embedding'][np.asarray(toks)]
+  for l in range(2):
+    w_x, b, w_h = p['lstm'][f'layer{l}_x']['kernel'], p['lstm'][f'layer{l}_x']['bias'], p['lstm'][f'layer{l}_h']
+    c = h = np.zeros((x.shape[0], w_h.shape[0]))
+    hs = []
+    for t in range(x.shape[1]):
+      i, f, g, o = np.split(x[:, t] @ w_x + b + h @ w_h, 4, axis=-1)
+      c = sig(f) * c + sig(i) * np.tanh(g)
+      h = sig(o) * np.tanh(c)
+      hs.append(h)
+    x = np.stack(hs, 1)
+  want = x @ p['out']['kernel'] + p['out']['bias']
+  np.testing.assert_allclose(dec.apply(variables, toks), want, rtol=2e-5, atol=2e-5)
