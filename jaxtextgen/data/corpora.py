@@ -30,7 +30,9 @@ from tensorflow_datasets.proto import tf_example_pb2  # the records' wire format
 log = logging.getLogger(__name__)
 
 CORPORA: tuple[str, ...] = ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
-                            'cn_sentiment', 'captions_li2018')
+                            'cn_sentiment', 'captions_li2018', 'webnlg', 'rotowire')
+# Data-to-text corpora: records of `{'entry': JSON}` (`data.d2t`), read by `load_entries`.
+STRUCTURED: tuple[str, ...] = ('webnlg', 'rotowire')
 
 # Bump when parsing changes, so caches prepared by older code are not reused.
 _FORMAT_VERSION = 1
@@ -93,6 +95,9 @@ _SPECS: dict[str, _Spec] = {
         files={s: ((f'sentiment.{f}.data', -1),) for s, f in
                (('train', 'train'), ('validation', 'valid'), ('test', 'test'))},
         label_column=True, label_required=True),
+    # WebNLG 2017: {train,dev,test}/**/*.xml; RotoWire: {train,valid,test}.json (data.d2t).
+    'webnlg': _Spec(files={}),
+    'rotowire': _Spec(files={}),
 }
 
 
@@ -121,6 +126,10 @@ def _plan(corpus: str, corpus_dir: str, download: bool) -> dict[str, list[tuple[
       if not _SPLIT_NAME_RE.match(split):
         raise ValueError(f'{os.path.join(corpus_dir, name)}: split name {split!r} may only hold '
                          'letters, digits, _ and -; rename the file, e.g. train.txt')
+  elif corpus in STRUCTURED:
+    from jaxtextgen.data import d2t  # pylint: disable=g-import-not-at-top
+    files = {s: tuple((n, -1) for n in names) for s, names in d2t.FILES[corpus](corpus_dir).items()}
+    present = {n for names in files.values() for n, _ in names}
   else:
     files = spec.files
   plan = {}
@@ -129,8 +138,10 @@ def _plan(corpus: str, corpus_dir: str, download: bool) -> dict[str, list[tuple[
     if kept:
       plan[split] = kept
   if not plan:
-    expected = ('{split}.txt files, e.g. train.txt, valid.txt, test.txt' if corpus == 'text_lines'
-                else ', '.join(n for entries in files.values() for n, _ in entries))
+    expected = {'text_lines': '{split}.txt files, e.g. train.txt, valid.txt, test.txt',
+                'webnlg': 'train/**/*.xml, dev/**/*.xml (the WebNLG challenge layout)',
+                'rotowire': 'train.json, valid.json, test.json (harvardnlp/boxscore-data)'
+                }.get(corpus) or ', '.join(n for entries in files.values() for n, _ in entries)
     hint = ' (or set --config.data.download=True)' if spec.urls and not download else ''
     raise FileNotFoundError(
         f'{corpus} corpus directory {corpus_dir!r} holds none of the expected files: '
@@ -209,6 +220,11 @@ class _CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
+    if self.name in STRUCTURED:
+      return tfds.core.DatasetInfo(
+          builder=self, description=f'{self.name} entries (records + references) as JSON.',
+          features=tfds.features.FeaturesDict({'entry': tfds.features.Text()}),
+          disable_shuffling=True)
     return tfds.core.DatasetInfo(
         builder=self,
         description=f'{self.name} sentences, one record per non-blank line, in file order.',
@@ -228,6 +244,13 @@ class _CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _generate_examples(self, files: list[tuple[str, int]]) -> Iterator[tuple[int, dict]]:
     # Integer keys: with disable_shuffling TFDS writes records sorted by key, i.e. in line order.
     key = 0
+    if self.name in STRUCTURED:
+      from jaxtextgen.data import d2t  # pylint: disable=g-import-not-at-top
+      for path, _ in files:
+        for entry in d2t.PARSERS[self.name](path):
+          yield key, {'entry': json.dumps(entry, ensure_ascii=False)}
+          key += 1
+      return
     for path, label in files:
       texts, labels, blank = _read_lines(path, _spec(self.name), label)
       if blank:
@@ -282,9 +305,23 @@ class CnSentiment(_CorpusBuilder, skip_registration=True):
   name = 'cn_sentiment'
 
 
+class WebNLG(_CorpusBuilder, skip_registration=True):
+  """WebNLG 2017 challenge: {train,dev,test}/**/*.xml -> train / validation / test, one
+  record per entry: its modified triples and every reference (`data.d2t`)."""
+
+  name = 'webnlg'
+
+
+class RotoWire(_CorpusBuilder, skip_registration=True):
+  """RotoWire (harvardnlp/boxscore-data): {train,valid,test}.json -> train / validation /
+  test, one record per game: box- and line-score records and the summary (`data.d2t`)."""
+
+  name = 'rotowire'
+
+
 BUILDERS: dict[str, type[_CorpusBuilder]] = {
     b.name: b for b in (TextLines, Ptb, CocoCaptions, EmnlpNews, YelpSentiment,
-                         CnSentiment, CaptionsLi2018)}
+                         CnSentiment, CaptionsLi2018, WebNLG, RotoWire)}
 
 
 def provenance(corpus: str, corpus_dir: str, download: bool = False) -> str:
@@ -375,7 +412,11 @@ def _prepared_builder(corpus: str, corpus_dir: str, cache_dir: str | None, downl
   for entries in plan.values():  # check raw local files now; downloads are checked while built
     for name, label in entries:
       if os.path.isfile(path := os.path.join(corpus_dir, name)):
-        _read_lines(path, spec, label)
+        if corpus in STRUCTURED:
+          from jaxtextgen.data import d2t  # pylint: disable=g-import-not-at-top
+          d2t.PARSERS[corpus](path)
+        else:
+          _read_lines(path, spec, label)
   os.makedirs(cache_dir, exist_ok=True)
   with _file_lock(data_dir + '.lock'):
     # Checked again: another process may have prepared it while we waited for the lock.
@@ -417,3 +458,14 @@ def load_split(corpus: str, corpus_dir: str, split: str, *, cache_dir: str | Non
     texts.append(feature['text'].bytes_list.value[0].decode('utf-8'))
     labels[i] = feature['label'].int64_list.value[0]
   return Split(texts=texts, labels=labels)
+
+
+def load_entries(corpus: str, corpus_dir: str, split: str, *, cache_dir: str | None = None) -> list[dict]:
+  """The entries (`data.d2t`: records and references) of a split of a data-to-text corpus
+  (one of STRUCTURED), preparing it first if needed."""
+  builder = _prepared_builder(corpus, corpus_dir, cache_dir, False, split=split)
+  source = builder.as_data_source(
+      split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+  records = source.__getitems__(range(len(source))) if len(source) else []
+  return [json.loads(tf_example_pb2.Example.FromString(raw).features.feature['entry']
+                     .bytes_list.value[0].decode('utf-8')) for raw in records]

@@ -10,6 +10,9 @@ A batch is a dict of numpy arrays:
   mask    float32 [batch, max_len]  1 on real tokens (EOS included)
   label   int32   [batch]           class label, -1 when the corpus has none
   weight  float32 [batch]           1 for real examples, 0 for eval padding rows
+and, for conditional models, the fields of their source (`TokenizedSplit.extra`; data-to-text:
+records, plans, references, `data.d2t.encode`). Only `tokens` and `mask` have the time axis
+that batches are trimmed and padded along (`TIME_FIELDS`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,18 @@ import numpy as np
 from jaxtextgen.data.vocab import Vocab, check_tokenizer
 
 Batch = dict[str, np.ndarray]
+TIME_FIELDS = ('tokens', 'mask')  # the fields cut to a batch's longest sentence
 
 
 @dataclasses.dataclass(frozen=True)
 class TokenizedSplit:
-  """A split as arrays: tokens/mask [num, max_len], labels [num]."""
+  """A split as arrays: tokens/mask [num, max_len], labels [num], and `extra`: more
+  named arrays [num, ...] that batches carry (a conditional model's source fields)."""
   tokens: np.ndarray
   mask: np.ndarray
   labels: np.ndarray
   num_truncated: int = 0
+  extra: dict = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.tokens)
@@ -44,7 +50,8 @@ class TokenizedSplit:
   def gather(self, idx: np.ndarray, weight: np.ndarray | None = None) -> Batch:
     w = np.ones(len(idx), np.float32) if weight is None else weight
     return {'tokens': self.tokens[idx], 'mask': self.mask[idx] * w[:, None],
-            'label': self.labels[idx], 'weight': w}
+            'label': self.labels[idx], 'weight': w,
+            **{k: v[idx] for k, v in self.extra.items()}}
 
 
 def tokenize(texts: list[str], labels: np.ndarray | None, vocab: Vocab, max_len: int,
@@ -121,7 +128,7 @@ def train_dataset(split: TokenizedSplit, *, batch_size: int, seed: int,
     if trim_multiple:
       longest = int(lengths[idx].max())  # over the GLOBAL batch: equal shapes on all processes
       keep = min(max_len, -(-max(longest, 1) // trim_multiple) * trim_multiple)
-      batch = {k: v[:, :keep] if v.ndim == 2 else v for k, v in batch.items()}
+      batch = {k: v[:, :keep] if k in TIME_FIELDS else v for k, v in batch.items()}
     return batch
 
   return grain.MapDataset.range(_INFINITE).map(batch_at)
@@ -135,7 +142,7 @@ def stack_batches(batches: list[Batch], length: int, pad_id: int) -> Batch:
   adversarial round consumes): [B, T] fields (trimmed to their longest sentence by
   data.trim_multiple) padded back to `length`, 'tokens' with pad_id, the rest with 0."""
   def pad(key, x):
-    if x.ndim != 2 or x.shape[1] == length:
+    if key not in TIME_FIELDS or x.shape[1] == length:
       return x
     return np.pad(x, ((0, 0), (0, length - x.shape[1])),
                   constant_values=pad_id if key == 'tokens' else 0)
@@ -188,7 +195,7 @@ def eval_batches(split: TokenizedSplit, *, batch_size: int, process_index: int =
       weight[:len(take)] = 1
       idx = np.concatenate([take, np.full(rows - len(take), take[-1])])
       batch = split.gather(idx[sl], weight[sl])
-      batch = {k: v[:, :length] if v.ndim == 2 else v for k, v in batch.items()}
+      batch = {k: v[:, :length] if k in TIME_FIELDS else v for k, v in batch.items()}
       yield {**batch, 'index': idx}
 
 
@@ -204,6 +211,7 @@ class Data:
   eval: TokenizedSplit | None
   oracle_params: dict | None = None  # set for the synthetic oracle task
   provenance: str = ''  # where the data came from: files and their SHA-256, or the oracle
+  source: object = None  # data-to-text: the eval split's entries (`data.d2t.Source`)
 
   @property
   def spec(self) -> dict:
@@ -303,7 +311,9 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
   """
   cfg = config.data
   _check_data_config(cfg)
-  if cfg.corpus == 'oracle':
+  if cfg.corpus in ('webnlg', 'rotowire'):
+    data = _d2t_data(config, vocab_path)
+  elif cfg.corpus == 'oracle':
     data = _oracle_data(cfg)
   else:
     from jaxtextgen.data import corpora  # pylint: disable=g-import-not-at-top
@@ -341,6 +351,35 @@ def build_data(config, vocab_path: str | None = None, *, save_vocab: bool = True
   if vocab_path and save_vocab and not os.path.exists(vocab_path):
     data.vocab.save(vocab_path)
   return data
+
+
+def _d2t_data(config, vocab_path: str | None) -> Data:
+  """A data-to-text corpus (`data.d2t`): the vocabulary of the training references and
+  fields, one row per (entry, reference) with the source fields in `extra`."""
+  from jaxtextgen.data import corpora, d2t  # pylint: disable=g-import-not-at-top
+  cfg, d = config.data, config.d2t
+  load = lambda split: corpora.load_entries(cfg.corpus, cfg.corpus_dir, split,
+                                            cache_dir=cfg.cache_dir or None)
+  train_entries = load(cfg.train_split)
+  if vocab_path and os.path.exists(vocab_path):
+    vocab = Vocab.load(vocab_path)
+  else:
+    vocab = Vocab.build(d2t.vocabulary_texts(train_entries, cfg.corpus, d.delex),
+                        min_count=cfg.min_count, max_size=cfg.max_vocab or None)
+  sizes = d2t.sizes(config)
+
+  def split_of(entries):
+    arrays, source = d2t.encode(entries, vocab, **sizes)
+    tokens, mask = arrays.pop('tokens'), arrays.pop('mask')
+    return TokenizedSplit(tokens, mask, np.full(len(tokens), -1, np.int32), extra=arrays), source
+
+  train, train_source = split_of(train_entries)
+  held_out, source = split_of(load(cfg.eval_split)) if cfg.eval_split else (None, None)
+  if source is not None:  # every entity of the corpus, for the hallucination rate
+    source.lexicon = sorted({e for s in (train_source, source) for ents in s.entities
+                             for e in ents})
+  return Data(vocab, train, held_out, provenance=corpora.provenance(cfg.corpus, cfg.corpus_dir),
+              source=source)
 
 
 def read_sentences(path: str, what: str) -> list[str]:
