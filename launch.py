@@ -12,6 +12,12 @@ class --to_label and prints / writes `input<TAB>output` lines:
     python launch.py --config=configs/ctrl_gen_yelp.py --workdir=/tmp/ctrl --mode=transfer \
       --input=my_sentences.txt --to_label=1 [--output=out.tsv]
 
+--mode=generate (data-to-text: d2t) writes one text per input line of records:
+
+    echo 'Aarhus_Airport | cityServed | Aarhus ;; Aarhus | leaderName | Jacob_Bundsgaard' | \
+      python launch.py --config=configs/d2t_webnlg.py --workdir=/tmp/d2t --mode=generate \
+      --input=- --show_plan
+
 Exit codes: 0 done; 2 a user error (bad config value, corpus, workdir or checkpoint),
 printed as one line `error: ...` (--traceback shows where it came from); 75 stopped by
 SIGTERM or Ctrl-C after checkpointing (requeue it: the same command resumes); 1 anything
@@ -30,12 +36,17 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file('config', None, 'Config file, optionally with a preset: '
                                 'configs/X.py[:smoke].', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, vocabulary, logs, samples.')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample', 'transfer'], 'What to do.')
-flags.DEFINE_string('input', '-', '--mode=transfer: sentences to transfer, one per line '
-                    "('-': stdin).")
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample', 'transfer', 'generate'],
+                  'What to do.')
+flags.DEFINE_string('input', '-', '--mode=transfer: sentences to transfer, one per line; '
+                    '--mode=generate: one input per line, "s | p | o ;; s | p | o" triples or '
+                    "a JSON list of records ('-': stdin).")
+flags.DEFINE_bool('show_plan', False, '--mode=generate: also write each text\'s plan (the '
+                  'records in the order the planner chose), after a TAB.')
 flags.DEFINE_integer('to_label', None, '--mode=transfer: the class to move them to.')
 flags.DEFINE_string('output', '', '--mode=transfer: where to write input<TAB>output lines '
-                    '(default WORKDIR/transfer_<step>.txt).')
+                    '(default WORKDIR/transfer_<step>.txt); --mode=generate: where to write '
+                    'the texts (default WORKDIR/generate_<step>.txt).')
 flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize(): on a TPU pod or under '
                   'SLURM / Open MPI it finds its peers itself.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host anywhere else: HOST:PORT of process '
@@ -74,6 +85,10 @@ def main(argv):
         raise ValueError('--mode=transfer needs --to_label=L, the class to move the sentences to')
       lines = trainer.transfer_checkpoint(config, workdir, FLAGS.input, FLAGS.to_label,
                                           FLAGS.output)
+      print('\n'.join(lines), flush=True)
+    elif FLAGS.mode == 'generate':
+      lines = trainer.generate_checkpoint(config, workdir, FLAGS.input, FLAGS.output,
+                                          FLAGS.show_plan)
       print('\n'.join(lines), flush=True)
     else:
       print('\n'.join(trainer.sample_checkpoint(config, workdir)), flush=True)

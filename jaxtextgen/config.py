@@ -212,6 +212,34 @@ def base_config() -> ml_collections.ConfigDict:
   ca.gate = 1.2                  # adversarial update only while both D losses are below this
   ca.gumbel_temperature = 0.1    # temperature of the free-running Gumbel-softmax decoder
 
+  # Data-to-text (algorithm 'd2t', Puduppully et al. 2019; corpora 'webnlg', 'rotowire'):
+  # records -> text with content selection, a pointer-network planner, attention and copy;
+  # then self-critical policy gradient on BLEU (phase 'scst').
+  c.d2t = dt = ml_collections.ConfigDict()
+  dt.planner = True              # True: content selection + planning (Puduppully et al.);
+                                 # False: the ablation, attention + copy over the records'
+                                 # tokens in input order (a bi-LSTM over the linearised input)
+  dt.copy = 'joint'              # 'joint' (one softmax over vocabulary and source positions,
+                                 # Gu et al. 2016) or 'conditional' (a switch p_gen mixes the
+                                 # vocabulary softmax and the copy attention, Gulcehre et al.)
+  dt.delex = False               # replace entity strings by placeholders (data.d2t)
+  dt.max_records = 8             # records per entry (WebNLG: at most 7)
+  dt.max_field_len = 20          # tokens per field
+  dt.max_source_len = 128        # source tokens per entry (all fields of all records)
+  dt.max_refs = 8                # references per entry kept for the BLEU reward
+  dt.max_oov = 32                # copyable source words outside the vocabulary, per entry
+  dt.plan_weight = 1.0           # weight of the planner's NLL beside the text NLL
+  dt.mle_steps = 0               # with rl_steps: MLE steps before phase 'scst'
+  dt.rl_steps = 0                # phase 'scst': self-critical steps (0: MLE only, the whole run)
+  dt.rl_weight = 1.0             # scst: weight of the policy-gradient loss
+  dt.mle_mix = 0.0               # scst: weight of the MLE loss mixed in (MIXER-style)
+  dt.rl_learning_rate = 1e-4     # scst: Adam learning rate of the self-critical updates
+  dt.init = ''                   # workdir of a trained d2t run to start from (its latest params)
+  dt.decode = 'beam'             # generation: 'greedy' or 'beam'
+  dt.beam_size = 4               # 'beam': hypotheses kept
+  dt.length_penalty = 1.0        # 'beam': final pick by log p / length ** this
+  dt.eval_entries = 0            # eval generation on N evenly spaced eval entries (0: all)
+
   # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
   # config.data.num_classes.
   c.classifier = k = ml_collections.ConfigDict()

@@ -252,8 +252,8 @@ def beam_search(decoder, params: Any, *, batch: int, beam: int, length: int, bos
     chosen sentence's token log-probabilities).
   """
   k, vocab = beam, decoder.vocab_size
-  if cond is not None:
-    cond = jnp.repeat(cond, k, axis=0)
+  if cond is not None:  # an array, or a pytree of arrays with a leading batch axis
+    cond = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), cond)
   cache = decoder.apply(params, batch * k, cond, length, method='init_cache')
   axes = _batch_axes(decoder, params, batch * k, length)
   pad_step = jnp.where(jnp.arange(vocab) == pad_id, 0.0, -jnp.inf)

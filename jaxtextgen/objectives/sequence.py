@@ -155,3 +155,23 @@ def nll_sum_and_count(nll: jax.Array, mask: jax.Array) -> Tuple[jax.Array, jax.A
   """``(masked_sum(nll, mask), number of counted tokens)`` of per-token NLLs, e.g. from
   `linear_token_nll` or `LSTMDecoder.token_nll` (see `sequence_cross_entropy`)."""
   return masked_sum(nll, mask), jnp.sum(jnp.asarray(mask, nll.dtype))
+
+
+def self_critical_loss(log_prob: jax.Array, sample_reward: jax.Array, greedy_reward: jax.Array,
+                       weight: jax.Array | None = None) -> jax.Array:
+  """Self-critical sequence training (Rennie et al. 2017): the sum over sentences of
+  -(r(sample) - r(greedy)) * log p(sample), whose gradient is REINFORCE with the greedy
+  decode's reward as the baseline. Rewards carry no gradient; a sentence whose sample
+  scores what the greedy decode scores contributes nothing.
+
+  Args:
+    log_prob: float [batch], log p of each sampled sentence (differentiable).
+    sample_reward, greedy_reward: float [batch].
+    weight: optional float [batch] (0 for padding rows).
+
+  Returns:
+    scalar sum (divide by the global number of sentences for the mean).
+  """
+  advantage = jax.lax.stop_gradient(sample_reward - greedy_reward)
+  terms = -advantage * log_prob
+  return jnp.sum(terms if weight is None else terms * weight)

@@ -20,6 +20,9 @@ without knowing the algorithm:
     sample_outputs(state, rng, step, *, config, data, outputs) -> lines to print
         what --mode=sample adds to the samples (reconstructions, homotopies, PNGs);
         `outputs` writes files: write_text(name, lines) -> path, path(name), is_chief
+    generate_outputs(state, lines, *, config, data, show_plan) -> output lines
+        conditional models that read a structured input (d2t): one output per input
+        line (--mode=generate)
 
 `data` is the run's `data.pipeline.Data` (vocab, train / eval splits, oracle_params).
 """
@@ -28,7 +31,7 @@ import importlib
 import types
 
 ALGORITHMS = ('lm', 'ae', 'dae', 'vae', 'seqgan', 'gumbel_gan', 'wgan', 'vae_gan', 'classifier',
-              'cln_lm', 'ctrl_gen', 'cross_align')
+              'cln_lm', 'ctrl_gen', 'cross_align', 'd2t')
 
 
 def get(name: str) -> types.ModuleType:

@@ -200,7 +200,8 @@ _STRICT = ('algorithm', 'seed', 'model.', 'vocab.', 'ae.latent_dim', 'ae.bidirec
            'classifier.encoder', 'classifier.emb_dim', 'classifier.filter_sizes',
            'classifier.num_filters', 'classifier.hidden_size', 'data.corpus', 'data.tokenizer',
            'data.min_count', 'data.max_vocab', 'data.num_classes', 'data.train_split',
-           'data.label_fraction', 'data.oracle_', 'data.provenance')
+           'data.label_fraction', 'data.oracle_', 'data.provenance', 'd2t.planner', 'd2t.copy',
+           'd2t.delex', 'd2t.max_records', 'd2t.max_oov')
 
 
 def resume_conflicts(old: dict, new: dict) -> list[str]:
@@ -611,6 +612,32 @@ def transfer_checkpoint(config, workdir: str, input_path: str, to_label: int,
   else:
     run.write_text(f'transfer_{step}.txt', lines)
   return lines
+
+
+def generate_checkpoint(config, workdir: str, input_path: str, output: str = '',
+                        show_plan: bool = False) -> list[str]:
+  """--mode=generate: one output per input line of `input_path` ('-': stdin) from the
+  algorithm's `generate_outputs` hook (d2t: records -> text, with `show_plan` its plan)
+  with the latest checkpoint, written to `output` (default WORKDIR/generate_<step>.txt).
+  Returns the lines to print."""
+  hook = getattr(steps.get(config.algorithm), 'generate_outputs', None)
+  if hook is None:
+    raise ValueError(f'config.algorithm={config.algorithm!r} reads no structured input: '
+                     '--mode=generate is for data-to-text models (d2t).')
+  lines = pipeline.read_sentences(input_path, '--input')
+  _require_checkpoint(workdir)
+  run = Run(config, workdir)
+  state, step = run.restore_or_init(require=True)
+  out = hook(state, lines, config=run.config, data=run.data, show_plan=show_plan)
+  if output:
+    try:
+      with open(output, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(out) + '\n')
+    except OSError as e:
+      raise FileNotFoundError(f'--output={output!r}: cannot write it ({e})') from None
+  else:
+    run.write_text(f'generate_{step}.txt', out)
+  return out
 
 
 def _hms(seconds: float) -> str:

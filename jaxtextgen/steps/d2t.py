@@ -1,0 +1,322 @@
+"""`d2t`: data-to-text with content selection and planning (Puduppully et al. 2019), or
+the attention + copy ablation (config.d2t.planner=False), then self-critical training on
+BLEU (Rennie et al. 2017), on WebNLG 2017 or RotoWire (`data.d2t`, `models.d2t`).
+
+Phases (`schedule`):
+  mle   teacher-forced text NLL (copy distribution, per target token) +
+        d2t.plan_weight x the pointer network's NLL of the oracle plan (per plan step);
+        the whole run when d2t.rl_steps == 0, else d2t.mle_steps steps;
+  scst  d2t.rl_steps self-critical steps (`self_critical_step`, usable by any model that
+        gives a decoder and its condition): a sampled text's reward is its sentence BLEU
+        (`metrics.device_bleu.sentence_bleu`, BLEU-4, add-one smoothing for n > 1, on
+        device) against the entry's references, minus the reward of the greedy decode;
+        loss = rl_weight x -(r_sample - r_greedy) log p(sample) (mean over sentences)
+        + mle_mix x the MLE loss (MIXER-style mixing). Start it from a converged MLE run:
+        d2t.init=WORKDIR.
+
+Eval (`eval_step` on every (entry, reference) pair of the eval split; `evaluate_samples`
+generates once per entry, as d2t.decode says, with the predicted plan):
+  nll_per_token, ppl        text NLL (oracle plan), EOS included
+  plan_nll, plan_step_acc   the planner's teacher-forced NLL per step and argmax accuracy
+  bleu                      `metrics.d2t` (sacrebleu, multi-reference, lowercased tokens)
+  plan_exact, plan_kendall_tau, entity_coverage, entity_hallucination   `metrics.d2t`
+
+    from jaxtextgen.steps import d2t
+    state = d2t.init(rng, config, batch)
+    state, metrics = d2t.train_step(state, batch, rng, config=config)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxtextgen.data import d2t as d2t_data
+from jaxtextgen.metrics import d2t as d2t_metrics
+from jaxtextgen.metrics.device_bleu import sentence_bleu
+from jaxtextgen.models.d2t import D2TModel
+from jaxtextgen.models.sampler import beam_search, sample as sample_tokens
+from jaxtextgen.objectives.sequence import self_critical_loss
+from jaxtextgen.steps import schedule as schedule_lib
+from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, in_chunks,
+                                     load_params, make_optimizer, shift_right)
+
+SRC_FIELDS = ('src_tokens', 'src_ext', 'src_field', 'src_record', 'src_mask', 'rec_mask')
+RL = 'rl'  # opt_state / tx key of the self-critical optimizer
+DECODES = ('greedy', 'beam')
+
+
+def check_config(config) -> None:
+  d = config.d2t
+  if config.data.corpus not in d2t_data.FIELDS:
+    raise ValueError(f'config.data.corpus={config.data.corpus!r}: d2t reads a data-to-text '
+                     f'corpus, one of {tuple(d2t_data.FIELDS)}')
+  if d.decode not in DECODES:
+    raise ValueError(f'config.d2t.decode={d.decode!r}: use one of {DECODES}')
+  if d.rl_steps < 0 or d.mle_steps < 0:
+    raise ValueError('config.d2t.mle_steps and rl_steps must be >= 0')
+
+
+def make_model(config) -> D2TModel:
+  """The model of config.d2t / config.model over the vocabulary of config.vocab."""
+  m, d = config.model, config.d2t
+  return D2TModel(vocab_size=config.vocab.size + d.max_oov, base_vocab=config.vocab.size,
+                  unk_id=config.vocab.unk_id, num_fields=len(d2t_data.FIELDS[config.data.corpus]),
+                  max_records=d.max_records, emb_dim=m.emb_dim, hidden_size=m.hidden_size,
+                  dropout=m.dropout, planner=d.planner, copy=d.copy, dtype=compute_dtype(config))
+
+
+def _apply(params, fn, *args, config, rng=None):
+  rngs = {'dropout': rng} if rng is not None else {}
+  return make_model(config).apply({'params': params}, *args, method=fn, rngs=rngs)
+
+
+def _source(batch) -> dict:
+  return {k: batch[k] for k in SRC_FIELDS}
+
+
+def _mle_terms(model: D2TModel, batch, bos_id: int, train: bool):
+  """(text NLL sum, plan NLL sum, plan steps, correct plan steps) of a batch."""
+  src = _source(batch)
+  plan = batch['plan'] if model.planner else None
+  cond = model.encode(src, plan, train=train)
+  nll = model.token_nll(shift_right(batch['tokens'], bos_id), batch['tokens'], cond, train=train)
+  text = (nll * batch['mask']).sum()
+  if not model.planner:
+    zero = jnp.zeros((), jnp.float32)
+    return text, zero, zero, zero
+  logits = model.plan_logits(model.records(src, train=train), batch['rec_mask'], plan)
+  steps = batch['plan_mask'] * batch['weight'][:, None]
+  plan_nll = optax.softmax_cross_entropy_with_integer_labels(logits, plan)
+  correct = (jnp.argmax(logits, -1) == plan).astype(jnp.float32)
+  return text, (plan_nll * steps).sum(), steps.sum(), (correct * steps).sum()
+
+
+def init(rng: jax.Array, config, sample_batch) -> TrainState:
+  """The model's params (or those of config.d2t.init's latest checkpoint), its MLE
+  optimizer, and with d2t.rl_steps the self-critical one."""
+  check_config(config)
+  batch = jax.tree.map(jnp.asarray, sample_batch)
+  bos = config.vocab.bos_id
+  params = make_model(config).init(rng, batch, bos, False,
+                                   method=lambda m, b, i, t: _mle_terms(m, b, i, t))['params']
+  if config.d2t.init:
+    loaded = load_params(config.d2t.init, 'config.d2t.init',
+                         'train one first with the same config')['model']
+    shapes = lambda tree: jax.tree.map(np.shape, tree)
+    if shapes(loaded) != shapes(params):
+      raise ValueError(f'config.d2t.init={config.d2t.init!r} holds a model of other sizes; '
+                       'start from a d2t run with the same corpus, vocabulary and model sizes')
+    params = jax.tree.map(jnp.asarray, loaded)
+  tx = {'model': make_optimizer(config.optimizer, config.num_train_steps)}
+  state = TrainState.create({'model': params}, tx)
+  if config.d2t.rl_steps:
+    rl = optax.chain(optax.clip_by_global_norm(config.optimizer.grad_clip or 1e9),
+                     optax.adam(config.d2t.rl_learning_rate))
+    state = state.replace(opt_state={**state.opt_state, RL: rl.init(params)},
+                          tx={**state.tx, RL: rl})
+  return state
+
+
+def _keys(rng, state, axis_name):
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  return rng
+
+
+def mle_loss(params, batch, rng, *, config, axis_name=None):
+  """(text NLL per target token + plan_weight x plan NLL per plan step, metrics)."""
+  bos = config.vocab.bos_id
+  text, plan, steps, correct = _apply(params, lambda m, b: _mle_terms(m, b, bos, True), batch,
+                                      config=config, rng=rng)
+  tokens = global_sum(batch['mask'].sum(), axis_name)
+  steps = jnp.maximum(global_sum(steps, axis_name), 1.0)
+  loss = text / tokens + config.d2t.plan_weight * plan / steps
+  return loss, {'text_nll': text / tokens, 'plan_nll': plan / steps,
+                'plan_step_acc': correct / steps}
+
+
+def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """One MLE step (phase 'mle'). Returns (state, {'loss', 'text_nll', 'plan_nll', ...})."""
+  rng = _keys(rng, state, axis_name)
+  (loss, metrics), grads = jax.value_and_grad(
+      lambda p: mle_loss(p, batch, rng, config=config, axis_name=axis_name), has_aux=True)(
+          state.params['model'])
+  grads, loss, metrics = global_sum((grads, loss, metrics), axis_name)
+  state = state.apply_gradients('model', grads).replace(step=state.step + 1)
+  return state, {'loss': loss, **metrics}
+
+
+def _plan_and_condition(model: D2TModel, src, train=False):
+  """(the decoder's condition from the predicted plan, the plan [batch, R + 1] or None)."""
+  if not model.planner:
+    return model.encode(src, train=train), None
+  plan, _ = model.decode_plan(model.records(src), src['rec_mask'])
+  return model.encode(src, plan, train=train), plan
+
+
+def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """Phase 'scst' (module docstring). Returns (state, {'loss', 'reward', 'reward_greedy',
+  'advantage', ...})."""
+  rng = _keys(rng, state, axis_name)
+  k_sample, k_drop = jax.random.split(rng)
+  d, v = config.d2t, config.vocab
+  model, params = make_model(config), state.params['model']
+  src, n = _source(batch), batch['tokens'].shape[0]
+  cond, plan = _apply(params, lambda m, s: _plan_and_condition(m, s), src, config=config)
+  draw = functools.partial(sample_tokens, model, {'params': params}, batch=n,
+                           length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+                           pad_id=v.pad_id, cond=cond)
+  sampled, greedy = draw(k_sample), draw(k_sample, greedy=True)
+  reward = lambda s: sentence_bleu(s.tokens, _words(s, v.eos_id), batch['refs'], batch['ref_len'])
+  r_sample, r_greedy = reward(sampled), reward(greedy)
+  rows = global_sum(batch['weight'].sum(), axis_name)
+
+  def loss_fn(p):
+    def log_prob(m, s, pl, toks):
+      c = m.encode(s, pl, train=True)
+      return -(m.token_nll(shift_right(toks, v.bos_id), toks, c, train=True) * sampled.mask).sum(1)
+    logp = _apply(p, log_prob, src, plan, sampled.tokens, config=config, rng=k_drop)
+    rl = self_critical_loss(logp, r_sample, r_greedy, batch['weight']) / rows
+    loss = d.rl_weight * rl
+    if d.mle_mix:
+      loss = loss + d.mle_mix * mle_loss(p, batch, k_drop, config=config, axis_name=axis_name)[0]
+    return loss
+
+  loss, grads = jax.value_and_grad(loss_fn)(params)
+  grads, loss = global_sum((grads, loss), axis_name)
+  updates, opt = state.tx[RL].update(grads, state.opt_state[RL], params)
+  state = state.replace(params={**state.params, 'model': optax.apply_updates(params, updates)},
+                        opt_state={**state.opt_state, RL: opt}, step=state.step + 1)
+  mean = lambda x: global_sum((x * batch['weight']).sum(), axis_name) / rows
+  return state, {'loss': loss, 'reward': mean(r_sample), 'reward_greedy': mean(r_greedy),
+                 'advantage': mean(r_sample - r_greedy),
+                 'sample_len': mean(_words(sampled, v.eos_id).astype(jnp.float32))}
+
+
+def _words(samples, eos_id):
+  """Tokens before EOS, per row (what BLEU counts)."""
+  return jnp.sum((samples.mask > 0) & (samples.tokens != eos_id), 1).astype(jnp.int32)
+
+
+def schedule(config) -> schedule_lib.Schedule:
+  """'mle' for the whole run, or d2t.mle_steps of 'mle' then d2t.rl_steps of 'scst'."""
+  d = config.d2t
+  if d.rl_steps <= 0:
+    return schedule_lib.single(train_step, name='mle')
+  return schedule_lib.Schedule((schedule_lib.Phase('mle', train_step, d.mle_steps),
+                                schedule_lib.Phase('scst', self_critical_step, d.rl_steps)))
+
+
+def eval_step(state: TrainState, batch, rng: jax.Array, *, config):
+  """Sums over the batch: text NLL and tokens (oracle plans), plan NLL, plan steps and
+  their argmax hits (teacher-forced)."""
+  del rng
+  bos = config.vocab.bos_id
+  text, plan, steps, correct = _apply(state.params['model'],
+                                      lambda m, b: _mle_terms(m, b, bos, False), batch,
+                                      config=config)
+  return {'nll_sum': text, 'tokens': batch['mask'].sum(), 'plan_nll_sum': plan,
+          'plan_steps': steps, 'plan_correct': correct}
+
+
+def finalize_eval(sums: dict) -> dict:
+  per_token = sums['nll_sum'] / sums['tokens']
+  out = {'nll_per_token': float(per_token), 'ppl': float(np.exp(per_token))}
+  if sums['plan_steps'] > 0:
+    out['plan_nll'] = float(sums['plan_nll_sum'] / sums['plan_steps'])
+    out['plan_step_acc'] = float(sums['plan_correct'] / sums['plan_steps'])
+  return out
+
+
+# --- generation -------------------------------------------------------------------------------
+
+def generate(params, src: dict, *, config):
+  """Texts int32 [n, max_len] (extended ids, PAD after EOS) and plans int32 [n, R + 1]
+  (R: stop; all R without the planner) of source fields [n, ...], decoded as
+  config.d2t.decode says (greedy, or beam search with beam_size and length_penalty).
+  Pure and jittable."""
+  d, v = config.d2t, config.vocab
+  model = make_model(config)
+  cond, plan = _apply(params, lambda m, s: _plan_and_condition(m, s), src, config=config)
+  n = src['src_tokens'].shape[0]
+  kw = dict(batch=n, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
+            pad_id=v.pad_id, cond=cond)
+  if d.decode == 'beam':
+    tokens = beam_search(model, {'params': params}, beam=d.beam_size,
+                         length_penalty=d.length_penalty, **kw)[0]
+  else:
+    tokens = sample_tokens(model, {'params': params}, jax.random.key(0), greedy=True, **kw).tokens
+  if plan is None:
+    plan = jnp.full((n, d.max_records + 1), d.max_records, jnp.int32)
+  return tokens, plan
+
+
+_JITTED: dict = {}
+
+
+def generate_all(params, arrays: dict, *, config) -> tuple[np.ndarray, np.ndarray]:
+  """`generate` over rows of numpy source fields in chunks of config.eval_batch_size."""
+  key = config.to_json_best_effort(sort_keys=True)
+  if key not in _JITTED:
+    _JITTED[key] = jax.jit(lambda p, *a: jnp.concatenate(
+        generate(p, dict(zip(SRC_FIELDS, a)), config=config), 1))
+  fn = _JITTED[key]
+  out = in_chunks(lambda *a: fn(params, *a), tuple(arrays[k] for k in SRC_FIELDS),
+                  config.eval_batch_size)
+  return out[:, :config.data.max_len], out[:, config.data.max_len:]
+
+
+def _decode_rows(tokens, plans, source, vocab, big_r):
+  texts = [d2t_data.decode_text(t, vocab, source.oov[i], source.names[i])
+           for i, t in enumerate(tokens)]
+  plan_lists = [[int(r) for r in p[:int(np.argmax(p == big_r)) if (p == big_r).any() else None]]
+                for p in plans]
+  return texts, plan_lists
+
+
+def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
+  """Generation metrics on the eval split's entries (module docstring)."""
+  del rng
+  split, source = data.eval, data.source
+  if split is None or source is None:
+    return {}
+  first = np.unique(split.extra['entry'], return_index=True)[1]
+  if 0 < config.d2t.eval_entries < len(first):  # evenly spaced: corpora list entries by size
+    first = first[np.linspace(0, len(first) - 1, config.d2t.eval_entries).round().astype(int)]
+  arrays = {k: split.extra[k][first] for k in SRC_FIELDS}
+  tokens, plans = generate_all(state.params['model'], arrays, config=config)
+  sub = d2t_metrics.subset(source, split.extra['entry'][first])
+  texts, plan_lists = _decode_rows(tokens, plans, sub, data.vocab, config.d2t.max_records)
+  return d2t_metrics.generation_metrics(texts, sub, plan_lists if config.d2t.planner else None)
+
+
+def generate_outputs(state: TrainState, lines: list[str], *, config, data,
+                     show_plan: bool = False) -> list[str]:
+  """--mode=generate: one text per input line (`data.d2t.parse_input_line`); with
+  `show_plan`, a TAB and the plan's records ('s | p | o' joined by ' >> ')."""
+  kind = config.data.corpus
+  entries = [{'id': f'input:{i + 1}', 'records': d2t_data.parse_input_line(l, kind, i + 1),
+              'references': ['']} for i, l in enumerate(lines)]
+  arrays, source = d2t_data.encode(entries, data.vocab, **d2t_data.sizes(config))
+  tokens, plans = generate_all(state.params['model'], arrays, config=config)
+  texts, plan_lists = _decode_rows(tokens, plans, source, data.vocab, config.d2t.max_records)
+  out = []
+  for i, (text, plan) in enumerate(zip(texts, plan_lists)):
+    line = ' '.join(text)
+    if show_plan:
+      records = entries[i]['records']
+      order = plan if config.d2t.planner else range(len(records[:config.d2t.max_records]))
+      line += '\t' + ' >> '.join(' | '.join(records[r]) for r in order)
+    out.append(line)
+  return out
+
+
+def sample(state: TrainState, rng: jax.Array, num: int, *, config, **conditions):
+  raise ValueError('d2t generates text from records, not unconditionally: use '
+                   '--mode=generate --input=FILE (one "s | p | o ;; ..." line per input)')
