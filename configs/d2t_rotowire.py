@@ -53,6 +53,7 @@ def get_config(preset: str = ''):
     from jaxtextgen.data.d2t import write_rotowire_fixture  # pylint: disable=g-import-not-at-top
     _WEBNLG['smoke_d2t'](c)
     c.data.max_len = 40
+    c.batch_size = c.eval_batch_size = 4  # the fixture holds 6 training games
     d.max_records = 40
     d.max_source_len = 160
     c.data.corpus_dir = write_rotowire_fixture(

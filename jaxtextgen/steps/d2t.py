@@ -55,6 +55,10 @@ def check_config(config) -> None:
   if config.data.corpus not in d2t_data.FIELDS:
     raise ValueError(f'config.data.corpus={config.data.corpus!r}: d2t reads a data-to-text '
                      f'corpus, one of {tuple(d2t_data.FIELDS)}')
+  if config.model.decoder != 'lstm':
+    raise ValueError(f'config.model.decoder={config.model.decoder!r}: d2t\'s text decoder is its '
+                     'own LSTM with attention over the records and copy (models.d2t); leave '
+                     "config.model.decoder='lstm'")
   if d.decode not in DECODES:
     raise ValueError(f'config.d2t.decode={d.decode!r}: use one of {DECODES}')
   if d.rl_steps < 0 or d.mle_steps < 0:

@@ -603,6 +603,11 @@ def transfer_checkpoint(config, workdir: str, input_path: str, to_label: int,
   out = transfer_lib.run_transfer(fn, state, split.tokens, split.mask,
                                   np.full(n, to_label, np.int32), source, config=cfg)
   lines = [f'{t}\t{run.data.vocab.decode(o)}' for t, o in zip(texts, out)]
+  return _write_outputs(run, lines, output, f'transfer_{step}.txt')
+
+
+def _write_outputs(run: Run, lines: list[str], output: str, default: str) -> list[str]:
+  """`lines` to the user's --output path, else to WORKDIR/default; returns them."""
   if output:
     try:
       with open(output, 'w', encoding='utf-8') as f:
@@ -610,7 +615,7 @@ def transfer_checkpoint(config, workdir: str, input_path: str, to_label: int,
     except OSError as e:
       raise FileNotFoundError(f'--output={output!r}: cannot write it ({e})') from None
   else:
-    run.write_text(f'transfer_{step}.txt', lines)
+    run.write_text(default, lines)
   return lines
 
 
@@ -629,15 +634,7 @@ def generate_checkpoint(config, workdir: str, input_path: str, output: str = '',
   run = Run(config, workdir)
   state, step = run.restore_or_init(require=True)
   out = hook(state, lines, config=run.config, data=run.data, show_plan=show_plan)
-  if output:
-    try:
-      with open(output, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(out) + '\n')
-    except OSError as e:
-      raise FileNotFoundError(f'--output={output!r}: cannot write it ({e})') from None
-  else:
-    run.write_text(f'generate_{step}.txt', out)
-  return out
+  return _write_outputs(run, out, output, f'generate_{step}.txt')
 
 
 def _hms(seconds: float) -> str:

@@ -90,7 +90,6 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tmp_path, quick_compile)
   cut = _config(*corpus, preset='scst,smoke')
   cut.d2t.rl_steps = 1  # 4 steps, checkpointed; then the full schedule resumes from step 4
   trainer.train_and_evaluate(cut, str(part))
-  os.remove(part / 'config.json')  # the schedule's length is not a model setting
   resumed = trainer.train_and_evaluate(config, str(part))
   assert whole['bleu'] == resumed['bleu']
   np.testing.assert_allclose(whole['nll_per_token'], resumed['nll_per_token'], rtol=1e-6)
@@ -110,6 +109,20 @@ def test_malformed_generate_line_is_one_error_exit_2(corpus, trained):
   assert out.returncode == 2, out.stderr[-2000:]
   errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and '--input line 2' in errors[0] and 'not a record of 3' in errors[0]
+
+
+def test_rotowire_smoke_config_runs_on_its_fixture(tmp_path, quick_compile):
+  """configs/d2t_rotowire.py:smoke trains, evaluates and generates from box-score JSON."""
+  del quick_compile
+  import runpy  # pylint: disable=g-import-not-at-top
+  c = runpy.run_path(os.path.join(ROOT, 'configs', 'd2t_rotowire.py'))['get_config']('smoke')
+  c.data.cache_dir = str(tmp_path / 'cache')
+  metrics = trainer.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert {'bleu', 'plan_exact', 'entity_coverage'} <= set(metrics)
+  inputs = tmp_path / 'in.txt'
+  inputs.write_text('[["Al Horford", "PTS", "20", "H"], ["Goran Dragic", "AST", "7", "A"]]\n')
+  lines = trainer.generate_checkpoint(c, str(tmp_path / 'run'), str(inputs), show_plan=True)
+  assert len(lines) == 1 and '\t' in lines[0]
 
 
 def test_self_critical_gradient_is_zero_at_equal_rewards_and_points_the_right_way():
