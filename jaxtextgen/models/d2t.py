@@ -161,7 +161,8 @@ class D2TModel(nn.Module):
 
   def decode_plan(self, rcs, rec_mask):
     """Greedy pointer decoding: (plan int32 [batch, R + 1], record indices then R (stop)
-    repeated; plan_len int32 [batch], records before the stop). The LSTM's input
+    repeated; plan_len int32 [batch], records before the stop, at least one when the entry
+    has records). The LSTM's input
     projections and the pointer's keys are computed once, so the scan is plain JAX."""
     b, big_r = rcs.shape[0], self.max_records
     cand, cand_mask = self._candidates(rcs, rec_mask)
@@ -174,7 +175,9 @@ class D2TModel(nn.Module):
       (c, h), gx, used, done = carry
       c, h, _ = _lstm_cell(gx, c, h, w_h)
       logits = jnp.einsum('bi,bji->bj', h, keys)
-      allowed = (cand_mask * (1 - used)).at[:, big_r].set(1.0)
+      # stop only after a record (when there is one): a plan is never empty
+      can_stop = (used.sum(1) > 0) | (cand_mask[:, :big_r].sum(1) == 0)
+      allowed = (cand_mask * (1 - used)).at[:, big_r].set(can_stop.astype(cand_mask.dtype))
       choice = jnp.argmax(_masked_softmax_logits(logits, allowed), -1)
       choice = jnp.where(done, big_r, choice)
       done = done | (choice == big_r)

@@ -132,3 +132,18 @@ def test_sampler_and_beam_search_drive_it():
   drawn = sample(model, params, jax.random.key(1), batch=2, length=6, bos_id=1, eos_id=2,
                  pad_id=0, cond=cond).tokens
   assert drawn.shape == (2, 6) and int(drawn.max()) < V + X
+
+
+def test_decoded_plans_are_never_empty():
+  """Even when the stop pointer outscores every record (one of the two signs makes its
+  score huge at the first step), the planner picks a record before it stops."""
+  model, src = _model(), _src()
+  params = _init(model, src, PLAN)
+  lengths = []
+  for sign in (1000.0, -1000.0):
+    p = jax.tree.map(lambda x: x, params)
+    p['params']['plan_stop'] = sign * jnp.ones_like(p['params']['plan_stop'])
+    _, length = model.apply(p, src, method=lambda m, s: m.decode_plan(m.records(s),
+                                                                       s['rec_mask']))
+    lengths.append(np.asarray(length))
+  assert (np.stack(lengths) >= 1).all()
