@@ -59,6 +59,23 @@ def tokenize(text: str) -> list[str]:
   return _TOKEN.findall(text.lower())
 
 
+_NO_SPACE_BEFORE = re.compile(r' ([,.;:!?%)\]}])')
+_CONTRACTION = re.compile(r" ' (?=(s|t|re|ve|ll|d|m)\b)")
+_NO_SPACE_AFTER = re.compile(r'([(\[{$]) ')
+_DECIMAL = re.compile(r'(\d) ([.,]) (?=\d)')
+
+
+def detokenize(tokens: list[str]) -> str:
+  """Readable text from `tokenize`'s tokens (for --mode=generate; metrics read tokens):
+  no space before punctuation or after opening brackets, decimals and thousands
+  rejoined ('3700 . 0' -> '3700.0'), contractions ("isn ' t" -> "isn't"), the first
+  letter capitalised."""
+  text = _CONTRACTION.sub("'", ' '.join(tokens))
+  text = _DECIMAL.sub(r'\1\2', text)
+  text = _NO_SPACE_AFTER.sub(r'\1', _NO_SPACE_BEFORE.sub(r'\1', text))
+  return text[:1].upper() + text[1:]
+
+
 def normalize_field(text: str) -> str:
   """A raw field string as words: underscores -> spaces, surrounding quotes stripped,
   camelCase split ('cityServed' -> 'city Served')."""

@@ -302,8 +302,9 @@ def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict
 
 def generate_outputs(state: TrainState, lines: list[str], *, config, data,
                      show_plan: bool = False) -> list[str]:
-  """--mode=generate: one text per input line (`data.d2t.parse_input_line`); with
-  `show_plan`, a TAB and the plan's records ('s | p | o' joined by ' >> ')."""
+  """--mode=generate: one text per input line (`data.d2t.parse_input_line`), detokenised
+  (`data.d2t.detokenize`); with `show_plan`, a TAB and the plan's records ('s | p | o'
+  joined by ' >> ')."""
   kind = config.data.corpus
   entries = [{'id': f'input:{i + 1}', 'records': d2t_data.parse_input_line(l, kind, i + 1),
               'references': ['']} for i, l in enumerate(lines)]
@@ -312,7 +313,7 @@ def generate_outputs(state: TrainState, lines: list[str], *, config, data,
   texts, plan_lists = _decode_rows(tokens, plans, source, data.vocab, config.d2t.max_records)
   out = []
   for i, (text, plan) in enumerate(zip(texts, plan_lists)):
-    line = ' '.join(text)
+    line = d2t_data.detokenize(text)
     if show_plan:
       records = entries[i]['records']
       order = plan if config.d2t.planner else range(len(records[:config.d2t.max_records]))

@@ -174,3 +174,8 @@ def test_generate_inputs_in_both_forms():
   assert d2t.parse_input_line('[{"subject": "a", "predicate": "b", "object": "c"}]',
                               'webnlg', 1) == [['a', 'b', 'c']]
   assert d2t.parse_input_line('[["x", "PTS", "3", "H"]]', 'rotowire', 1) == [['x', 'PTS', '3', 'H']]
+
+
+def test_detokenize():
+  tokens = d2t.tokenize("Aarhus Airport's runway (in Denmark) is 3,700.5 m long, isn't it?")
+  assert d2t.detokenize(tokens) == "Aarhus airport's runway (in denmark) is 3,700.5 m long, isn't it?"
