@@ -28,7 +28,8 @@ def _splits(corpus, directory, tmp_path, **kwargs):
 
 def test_corpora_names():
   assert corpora.CORPORA == ('text_lines', 'ptb', 'coco_captions', 'emnlp_news', 'yelp_sentiment',
-                             'cn_sentiment', 'captions_li2018')
+                             'cn_sentiment', 'captions_li2018', 'webnlg', 'rotowire')
+  assert corpora.STRUCTURED == ('webnlg', 'rotowire')
   assert set(corpora.BUILDERS) == set(corpora.CORPORA)
 
 
