@@ -320,13 +320,13 @@ class Source:
   placeholder -> entity tokens map (empty without delex); oov: per entry, the source
   words outside the vocabulary, whose extended ids are V + their index; refs: per entry,
   the references as token lists (relexicalised); entities: per entry, the input
-  entities as token tuples; rows_entry: int [rows], the entry of each (entry, reference)
-  row of the split's arrays; plans: per entry, the oracle plan of its first reference.
+  entities as token tuples; plans: per entry, the oracle plan of its first reference;
+  lexicon: every entity of the corpus (set for the eval split, for the hallucination rate).
   """
 
-  def __init__(self, kind, entries, names, oov, refs, entities, rows_entry, plans):
+  def __init__(self, kind, entries, names, oov, refs, entities, plans, lexicon=()):
     self.kind, self.entries, self.names, self.oov = kind, entries, names, oov
-    self.refs, self.entities, self.rows_entry, self.plans = refs, entities, rows_entry, plans
+    self.refs, self.entities, self.plans, self.lexicon = refs, entities, plans, list(lexicon)
 
   def __len__(self) -> int:
     return len(self.entries)
@@ -422,11 +422,13 @@ def encode(entries: list[dict], vocab, *, kind: str, max_len: int, max_records: 
       cut['max_refs'] += 1
     refs = np.zeros((max_refs, max_len), np.int32)
     ref_len = np.zeros(max_refs, np.int32)
-    for m, words in enumerate(refs_tok[:max_refs]):
-      ids = [ext(w) for w in words][:max_len - 1]
+    refs_ids = [[ext(w) for w in words] for words in refs_tok]
+    for m, ids in enumerate(refs_ids[:max_refs]):
+      ids = ids[:max_len - 1]
       refs[m, :len(ids)], ref_len[m] = ids, len(ids)
-    for words in refs_tok:
-      ids = [ext(w) for w in words]
+    entry_plans = []
+    for words, ids in zip(refs_tok, refs_ids):
+      ids = list(ids)
       if len(ids) > max_len - 1:
         cut['max_len'] += 1
         ids = ids[:max_len - 1]
@@ -435,6 +437,7 @@ def encode(entries: list[dict], vocab, *, kind: str, max_len: int, max_records: 
       mask = np.zeros(max_len, np.float32)
       tokens[:len(ids)], mask[:len(ids)] = ids, 1
       plan = oracle_plan(fields, words, kind, keep_unmentioned=keep_unmentioned)
+      entry_plans.append(plan)
       plan_arr = np.full(R + 1, R, np.int32)
       plan_arr[:len(plan)] = plan
       plan_mask = np.zeros(R + 1, np.float32)
@@ -451,8 +454,7 @@ def encode(entries: list[dict], vocab, *, kind: str, max_len: int, max_records: 
     ents = {tuple(field_tokens(rec[f])) for rec in raw['records'][:R]
             for f in ENTITY_FIELDS[kind]}
     ents_all.append(sorted(e for e in ents if e))
-    first = refs_tok[0]
-    plans_all.append(oracle_plan(fields, first, kind, keep_unmentioned=keep_unmentioned))
+    plans_all.append(entry_plans[0])
   for key, n in cut.items():
     if n:
       logging.warning('d2t data: %d %s cut by config.%s; raise it to keep them whole', n,
@@ -464,8 +466,7 @@ def encode(entries: list[dict], vocab, *, kind: str, max_len: int, max_records: 
   if not rows:
     raise ValueError('d2t data: the split holds no entries')
   arrays = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-  source = Source(kind, kept_entries, names_all, oov_all, refs_all, ents_all,
-                  arrays['entry'], plans_all)
+  source = Source(kind, kept_entries, names_all, oov_all, refs_all, ents_all, plans_all)
   return arrays, source
 
 

@@ -29,8 +29,6 @@ a trailing ". 0" ("2777 . 0" -> "2777") or a trailing "language" after another w
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 
@@ -77,22 +75,11 @@ def kendall_tau(pred: list[int], gold: list[int]) -> float | None:
 
 
 def subset(source, entries: np.ndarray):
-  """A view of `data.d2t.Source` holding only `entries` (indices), in that order."""
+  """The `data.d2t.Source` of only `entries` (indices), in that order."""
+  from jaxtextgen.data.d2t import Source  # pylint: disable=g-import-not-at-top
   pick = lambda xs: [xs[int(i)] for i in entries]
-  return _Sub(entries=pick(source.entries), names=pick(source.names), oov=pick(source.oov),
-              refs=pick(source.refs), entities=pick(source.entities), plans=pick(source.plans),
-              lexicon=getattr(source, 'lexicon', []))
-
-
-@dataclasses.dataclass
-class _Sub:
-  entries: list = None
-  names: list = None
-  oov: list = None
-  refs: list = None
-  entities: list = None
-  plans: list = None
-  lexicon: list = None
+  return Source(source.kind, pick(source.entries), pick(source.names), pick(source.oov),
+                pick(source.refs), pick(source.entities), pick(source.plans), source.lexicon)
 
 
 def _significant(entity: tuple) -> bool:

@@ -119,9 +119,10 @@ class D2TModel(nn.Module):
     hb, _ = bwd(_reverse_within_length(x, mask), bwd.zero_state(b), None, train=False)
     return jnp.concatenate([hf, _reverse_within_length(hb, mask)], -1)
 
-  def records(self, src, *, train: bool = False):
-    """r^cs [batch, R, H]: records encoded and gated by content selection."""
-    x = self._token_features(src, train)
+  def records(self, src, *, train: bool = False, x=None):
+    """r^cs [batch, R, H]: records encoded and gated by content selection; `x`: the source
+    token features when the caller already has them."""
+    x = self._token_features(src, train) if x is None else x
     seg = src['src_record'] * self.num_fields + jnp.minimum(src['src_field'], self.num_fields - 1)
     onehot = jax.nn.one_hot(seg, self.max_records * self.num_fields) * src['src_mask'][..., None]
     sums = jnp.einsum('blr,ble->bre', onehot, x)
@@ -191,13 +192,14 @@ class D2TModel(nn.Module):
     plan = jnp.swapaxes(plan, 0, 1).astype(jnp.int32)
     return plan, jnp.argmax(plan == big_r, 1).astype(jnp.int32)
 
-  def encode(self, src, plan=None, *, train: bool = False):
+  def encode(self, src, plan=None, *, train: bool = False, rcs=None):
     """The decoder's `cond` (module docstring) from the source fields; with the planner,
-    `plan` int [batch, R + 1] (oracle at training, `decode_plan`'s at inference)."""
+    `plan` int [batch, R + 1] (oracle at training, `decode_plan`'s at inference) and
+    `rcs`, the caller's `records` (computed here when None)."""
     x = self._token_features(src, train)
     mask = src['src_mask']
     if self.planner:
-      rcs = self.records(src, train=train)
+      rcs = self.records(src, train=train, x=x) if rcs is None else rcs
       big_r = self.max_records
       in_plan = (plan < big_r) & (jnp.cumsum(plan == big_r, 1) == 0)
       order = jnp.where(in_plan, plan, 0)

@@ -87,13 +87,14 @@ def _mle_terms(model: D2TModel, batch, bos_id: int, train: bool):
   """(text NLL sum, plan NLL sum, plan steps, correct plan steps) of a batch."""
   src = _source(batch)
   plan = batch['plan'] if model.planner else None
-  cond = model.encode(src, plan, train=train)
+  rcs = model.records(src, train=train) if model.planner else None  # one pass for both uses
+  cond = model.encode(src, plan, train=train, rcs=rcs)
   nll = model.token_nll(shift_right(batch['tokens'], bos_id), batch['tokens'], cond, train=train)
   text = (nll * batch['mask']).sum()
   if not model.planner:
     zero = jnp.zeros((), jnp.float32)
     return text, zero, zero, zero
-  logits = model.plan_logits(model.records(src, train=train), batch['rec_mask'], plan)
+  logits = model.plan_logits(rcs, batch['rec_mask'], plan)
   steps = batch['plan_mask'] * batch['weight'][:, None]
   plan_nll = optax.softmax_cross_entropy_with_integer_labels(logits, plan)
   correct = (jnp.argmax(logits, -1) == plan).astype(jnp.float32)
@@ -160,8 +161,9 @@ def _plan_and_condition(model: D2TModel, src, train=False):
   """(the decoder's condition from the predicted plan, the plan [batch, R + 1] or None)."""
   if not model.planner:
     return model.encode(src, train=train), None
-  plan, _ = model.decode_plan(model.records(src), src['rec_mask'])
-  return model.encode(src, plan, train=train), plan
+  rcs = model.records(src)
+  plan, _ = model.decode_plan(rcs, src['rec_mask'])
+  return model.encode(src, plan, train=train, rcs=rcs), plan
 
 
 def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
