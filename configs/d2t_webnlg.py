@@ -12,13 +12,13 @@ Adam 1e-3, batch 64 (length-bucketed), 15 epochs (4,242 steps). Generation: beam
     python launch.py --config=configs/d2t_webnlg.py --workdir=/tmp/runs/d2t_webnlg
     # self-critical training from the MLE model (its own workdir):
     python launch.py --config=configs/d2t_webnlg.py:scst --workdir=/tmp/runs/d2t_webnlg_scst \
-      --config.d2t.init=/tmp/runs/d2t_webnlg
+      --config.scst.init=/tmp/runs/d2t_webnlg
     echo 'Aarhus_Airport | cityServed | Aarhus ;; Aarhus | leaderName | Jacob_Bundsgaard' | \
       python launch.py --config=configs/d2t_webnlg.py --workdir=/tmp/runs/d2t_webnlg \
       --mode=generate --input=- --show_plan
 
-Presets: 'scst' (d2t.rl_steps=1,000 self-critical steps at Adam 5e-5, MLE mixed in at
-0.1, from d2t.init, eval every 250), 'delex' (entities replaced by placeholders), 'smoke'
+Presets: 'scst' (scst.steps=1,000 self-critical steps at Adam 5e-5, MLE mixed in at
+0.1, from scst.init, eval every 250), 'delex' (entities replaced by placeholders), 'smoke'
 (seconds). The corpus directory defaults to ../shared/data/webnlg2017 beside the
 repository (--config.data.corpus_dir=...).
 """
@@ -46,12 +46,12 @@ def d2t_model(c):
 
 
 def scst(c):
-  """Self-critical training from a converged MLE run (d2t.init)."""
-  d = c.d2t
-  d.mle_steps = 0
-  d.rl_steps = 1_000
-  d.rl_learning_rate = 5e-5
-  d.mle_mix = 0.1
+  """Self-critical training from a converged MLE run (scst.init)."""
+  s = c.scst
+  s.mle_steps = 0
+  s.steps = 1_000
+  s.learning_rate = 5e-5
+  s.mle_mix = 0.1
   c.model.dropout = 0.0  # the sampled policy is the one that generates
   c.data.trim_multiple = 0  # one batch shape: the scst step compiles once
   c.eval_every = 250
@@ -66,8 +66,8 @@ def smoke_d2t(c):
   c.model.hidden_size = 16
   c.d2t.beam_size = 2
   c.d2t.eval_entries = 16
-  if c.d2t.rl_steps:
-    c.d2t.mle_steps, c.d2t.rl_steps = 3, 3
+  if c.scst.steps:
+    c.scst.mle_steps, c.scst.steps = 3, 3
     c.num_train_steps = -1
   return c
 

@@ -229,16 +229,21 @@ def base_config() -> ml_collections.ConfigDict:
   dt.max_refs = 8                # references per entry kept for the BLEU reward
   dt.max_oov = 32                # copyable source words outside the vocabulary, per entry
   dt.plan_weight = 1.0           # weight of the planner's NLL beside the text NLL
-  dt.mle_steps = 0               # with rl_steps: MLE steps before phase 'scst'
-  dt.rl_steps = 0                # phase 'scst': self-critical steps (0: MLE only, the whole run)
-  dt.rl_weight = 1.0             # scst: weight of the policy-gradient loss
-  dt.mle_mix = 0.0               # scst: weight of the MLE loss mixed in (MIXER-style)
-  dt.rl_learning_rate = 1e-4     # scst: Adam learning rate of the self-critical updates
-  dt.init = ''                   # workdir of a trained d2t run to start from (its latest params)
   dt.decode = 'beam'             # generation: 'greedy' or 'beam'
   dt.beam_size = 4               # 'beam': hypotheses kept
   dt.length_penalty = 1.0        # 'beam': final pick by log p / length ** this
   dt.eval_entries = 0            # eval generation on N evenly spaced eval entries (0: all)
+
+  # Self-critical training on sentence BLEU (phase 'scst', `steps.self_critical`; algorithms
+  # 'd2t' and 'dae'): REINFORCE with the greedy decode's reward as the baseline.
+  c.scst = sc = ml_collections.ConfigDict()
+  sc.init = ''                   # workdir of a trained run of the same algorithm and sizes
+                                 # to start from (its latest params)
+  sc.mle_steps = 0               # with steps: the algorithm's MLE steps before phase 'scst'
+  sc.steps = 0                   # phase 'scst': self-critical steps (0: MLE only, the whole run)
+  sc.weight = 1.0                # weight of the policy-gradient loss
+  sc.mle_mix = 0.0               # weight of the MLE loss mixed in (MIXER-style)
+  sc.learning_rate = 1e-4        # Adam learning rate of the self-critical updates
 
   # Text classifier (algorithm 'classifier'; also the judge of conditional samples). Classes:
   # config.data.num_classes.

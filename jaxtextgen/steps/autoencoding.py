@@ -153,21 +153,23 @@ def reconstruction_step(state: TrainState, batch, rng: jax.Array, *, config, axi
   rng = jax.random.fold_in(rng, state.step)
   k_noise, k_drop = jax.random.split(rng)
   tokens, mask = batch['tokens'], batch['mask']
-  sentences = global_sum(batch['weight'].sum(), axis_name)
-  enc_tokens, enc_mask = (tokens, mask) if corrupt is None else corrupt(k_noise, tokens, mask,
-                                                                        axis_name)
-  inputs = shift_right(tokens, config.vocab.bos_id)
-
-  def loss_fn(params):
-    z, _ = encode(params['encoder'], enc_tokens, enc_mask, config=config)
-    nll = sentence_nll(params['decoder'], z, inputs, tokens, mask, config=config, train=True,
-                       rng=dropout_key(k_drop, axis_name))
-    return nll.sum() / sentences
-
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  enc = (tokens, mask) if corrupt is None else corrupt(k_noise, tokens, mask, axis_name)
+  loss, grads = jax.value_and_grad(reconstruction_loss)(
+      state.params, batch, *enc, k_drop, config=config, axis_name=axis_name)
   grads, loss = global_sum((grads, loss), axis_name)
   return apply_gradients(state, grads), {'loss': loss,
                                          'tokens': global_sum(mask.sum(), axis_name)}
+
+
+def reconstruction_loss(params, batch, enc_tokens: jax.Array, enc_mask: jax.Array,
+                        rng: jax.Array, *, config, axis_name=None) -> jax.Array:
+  """-log p(x | z = enc(enc_tokens)) of the batch's clean sentences x, summed over this
+  device's sentences and divided by the global batch's (decoder dropout from `rng`)."""
+  tokens, mask = batch['tokens'], batch['mask']
+  z, _ = encode(params['encoder'], enc_tokens, enc_mask, config=config)
+  nll = sentence_nll(params['decoder'], z, shift_right(tokens, config.vocab.bos_id), tokens,
+                     mask, config=config, train=True, rng=dropout_key(rng, axis_name))
+  return nll.sum() / global_sum(batch['weight'].sum(), axis_name)
 
 
 # --- evaluation pieces ----------------------------------------------------------------------------

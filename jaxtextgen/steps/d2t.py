@@ -5,14 +5,11 @@ BLEU (Rennie et al. 2017), on WebNLG 2017 or RotoWire (`data.d2t`, `models.d2t`)
 Phases (`schedule`):
   mle   teacher-forced text NLL (copy distribution, per target token) +
         d2t.plan_weight x the pointer network's NLL of the oracle plan (per plan step);
-        the whole run when d2t.rl_steps == 0, else d2t.mle_steps steps;
-  scst  d2t.rl_steps self-critical steps (`self_critical_step`, usable by any model that
-        gives a decoder and its condition): a sampled text's reward is its sentence BLEU
-        (`metrics.device_bleu.sentence_bleu`, BLEU-4, add-one smoothing for n > 1, on
-        device) against the entry's references, minus the reward of the greedy decode;
-        loss = rl_weight x -(r_sample - r_greedy) log p(sample) (mean over sentences)
-        + mle_mix x the MLE loss (MIXER-style mixing). Start it from a converged MLE run:
-        d2t.init=WORKDIR.
+        the whole run when scst.steps == 0, else scst.mle_steps steps;
+  scst  scst.steps self-critical steps (`steps.self_critical`): a text sampled from the
+        predicted plan is rewarded with its sentence BLEU against the entry's references,
+        minus the reward of the greedy decode; scst.mle_mix x the MLE loss is mixed in.
+        Start it from a converged MLE run: scst.init=WORKDIR.
 
 Eval (`eval_step` on every (entry, reference) pair of the eval split; `evaluate_samples`
 generates once per entry, as d2t.decode says, with the predicted plan):
@@ -28,8 +25,6 @@ generates once per entry, as d2t.decode says, with the predicted plan):
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,16 +32,14 @@ import optax
 
 from jaxtextgen.data import d2t as d2t_data
 from jaxtextgen.metrics import d2t as d2t_metrics
-from jaxtextgen.metrics.device_bleu import sentence_bleu
 from jaxtextgen.models.d2t import D2TModel
 from jaxtextgen.models.sampler import beam_search, sample as sample_tokens
-from jaxtextgen.objectives.sequence import self_critical_loss
 from jaxtextgen.steps import schedule as schedule_lib
+from jaxtextgen.steps import self_critical
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, in_chunks,
-                                     load_params, make_optimizer, shift_right)
+                                     make_optimizer, shift_right)
 
 SRC_FIELDS = ('src_tokens', 'src_ext', 'src_field', 'src_record', 'src_mask', 'rec_mask')
-RL = 'rl'  # opt_state / tx key of the self-critical optimizer
 DECODES = ('greedy', 'beam')
 
 
@@ -61,8 +54,7 @@ def check_config(config) -> None:
                      "config.model.decoder='lstm'")
   if d.decode not in DECODES:
     raise ValueError(f'config.d2t.decode={d.decode!r}: use one of {DECODES}')
-  if d.rl_steps < 0 or d.mle_steps < 0:
-    raise ValueError('config.d2t.mle_steps and rl_steps must be >= 0')
+  self_critical.check_config(config)
 
 
 def make_model(config) -> D2TModel:
@@ -102,29 +94,16 @@ def _mle_terms(model: D2TModel, batch, bos_id: int, train: bool):
 
 
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
-  """The model's params (or those of config.d2t.init's latest checkpoint), its MLE
-  optimizer, and with d2t.rl_steps the self-critical one."""
+  """The model's params (or those of config.scst.init's latest checkpoint), its MLE
+  optimizer, and with scst.steps the self-critical one."""
   check_config(config)
   batch = jax.tree.map(jnp.asarray, sample_batch)
   bos = config.vocab.bos_id
   params = make_model(config).init(rng, batch, bos, False,
                                    method=lambda m, b, i, t: _mle_terms(m, b, i, t))['params']
-  if config.d2t.init:
-    loaded = load_params(config.d2t.init, 'config.d2t.init',
-                         'train one first with the same config')['model']
-    shapes = lambda tree: jax.tree.map(np.shape, tree)
-    if shapes(loaded) != shapes(params):
-      raise ValueError(f'config.d2t.init={config.d2t.init!r} holds a model of other sizes; '
-                       'start from a d2t run with the same corpus, vocabulary and model sizes')
-    params = jax.tree.map(jnp.asarray, loaded)
+  params = self_critical.init_params({'model': params}, config)
   tx = {'model': make_optimizer(config.optimizer, config.num_train_steps)}
-  state = TrainState.create({'model': params}, tx)
-  if config.d2t.rl_steps:
-    rl = optax.chain(optax.clip_by_global_norm(config.optimizer.grad_clip or 1e9),
-                     optax.adam(config.d2t.rl_learning_rate))
-    state = state.replace(opt_state={**state.opt_state, RL: rl.init(params)},
-                          tx={**state.tx, RL: rl})
-  return state
+  return self_critical.add_optimizer(TrainState.create(params, tx), config, ('model',))
 
 
 def _keys(rng, state, axis_name):
@@ -167,56 +146,31 @@ def _plan_and_condition(model: D2TModel, src, train=False):
 
 
 def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
-  """Phase 'scst' (module docstring). Returns (state, {'loss', 'reward', 'reward_greedy',
-  'advantage', ...})."""
-  rng = _keys(rng, state, axis_name)
-  k_sample, k_drop = jax.random.split(rng)
-  d, v = config.d2t, config.vocab
+  """Phase 'scst' (`steps.self_critical`): the text sampled from the predicted plan,
+  rewarded against the entry's references. Returns (state, {'loss', 'reward', ...})."""
+  v = config.vocab
   model, params = make_model(config), state.params['model']
-  src, n = _source(batch), batch['tokens'].shape[0]
+  src = _source(batch)
   cond, plan = _apply(params, lambda m, s: _plan_and_condition(m, s), src, config=config)
-  draw = functools.partial(sample_tokens, model, {'params': params}, batch=n,
-                           length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
-                           pad_id=v.pad_id, cond=cond)
-  sampled, greedy = draw(k_sample), draw(k_sample, greedy=True)
-  reward = lambda s: sentence_bleu(s.tokens, _words(s, v.eos_id), batch['refs'], batch['ref_len'])
-  r_sample, r_greedy = reward(sampled), reward(greedy)
-  rows = global_sum(batch['weight'].sum(), axis_name)
 
-  def loss_fn(p):
-    def log_prob(m, s, pl, toks):
+  def log_prob(p, tokens, mask, key):
+    def fn(m, s, pl, toks):
       c = m.encode(s, pl, train=True)
-      return -(m.token_nll(shift_right(toks, v.bos_id), toks, c, train=True) * sampled.mask).sum(1)
-    logp = _apply(p, log_prob, src, plan, sampled.tokens, config=config, rng=k_drop)
-    rl = self_critical_loss(logp, r_sample, r_greedy, batch['weight']) / rows
-    loss = d.rl_weight * rl
-    if d.mle_mix:
-      loss = loss + d.mle_mix * mle_loss(p, batch, k_drop, config=config, axis_name=axis_name)[0]
-    return loss
+      return -(m.token_nll(shift_right(toks, v.bos_id), toks, c, train=True) * mask).sum(1)
+    return _apply(p['model'], fn, src, plan, tokens, config=config, rng=key)
 
-  loss, grads = jax.value_and_grad(loss_fn)(params)
-  grads, loss = global_sum((grads, loss), axis_name)
-  updates, opt = state.tx[RL].update(grads, state.opt_state[RL], params)
-  state = state.replace(params={**state.params, 'model': optax.apply_updates(params, updates)},
-                        opt_state={**state.opt_state, RL: opt}, step=state.step + 1)
-  mean = lambda x: global_sum((x * batch['weight']).sum(), axis_name) / rows
-  return state, {'loss': loss, 'reward': mean(r_sample), 'reward_greedy': mean(r_greedy),
-                 'advantage': mean(r_sample - r_greedy),
-                 'sample_len': mean(_words(sampled, v.eos_id).astype(jnp.float32))}
-
-
-def _words(samples, eos_id):
-  """Tokens before EOS, per row (what BLEU counts)."""
-  return jnp.sum((samples.mask > 0) & (samples.tokens != eos_id), 1).astype(jnp.int32)
+  policy = self_critical.Policy(
+      players=('model',), condition=lambda p: (model, {'params': p['model']}, cond),
+      log_prob=log_prob, refs=batch['refs'], ref_len=batch['ref_len'],
+      mle_loss=lambda p, key: mle_loss(p['model'], batch, key, config=config,
+                                       axis_name=axis_name)[0])
+  return self_critical.step(state, batch, _keys(rng, state, axis_name), policy, config=config,
+                            axis_name=axis_name)
 
 
 def schedule(config) -> schedule_lib.Schedule:
-  """'mle' for the whole run, or d2t.mle_steps of 'mle' then d2t.rl_steps of 'scst'."""
-  d = config.d2t
-  if d.rl_steps <= 0:
-    return schedule_lib.single(train_step, name='mle')
-  return schedule_lib.Schedule((schedule_lib.Phase('mle', train_step, d.mle_steps),
-                                schedule_lib.Phase('scst', self_critical_step, d.rl_steps)))
+  """'mle' for the whole run, or scst.mle_steps of 'mle' then scst.steps of 'scst'."""
+  return self_critical.schedule(config, train_step, self_critical_step)
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config):

@@ -8,22 +8,37 @@ shuffle that moves no word more than config.ae.shuffle_k places (Shen et al.
 
 Eval: the `ae` metrics on clean inputs, and the same with a `noisy_` prefix
 for inputs corrupted as in training (noisy_rec_nll, noisy_bleu, ...).
+
+With config.scst.steps, the run ends in phase 'scst' (`steps.self_critical`): the
+decoder samples a reconstruction of each corrupted sentence, rewarded with its sentence
+BLEU against the clean one, and encoder and decoder are updated by self-critical policy
+gradient; the reconstruction NLL is mixed in at scst.mle_mix. Start it from a trained
+dae: scst.init=WORKDIR (configs/dae_ptb.py:scst).
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from jaxtextgen.data import noise
-from jaxtextgen.steps import ae, autoencoding
-from jaxtextgen.steps.common import TrainState
+from jaxtextgen.steps import ae, autoencoding, self_critical
+from jaxtextgen.steps.common import TrainState, shift_right
 
-init = ae.init
 sample = ae.sample
 encode_sentences = ae.encode_sentences
 reconstruct = ae.reconstruct
 homotopy = ae.homotopy
 sample_outputs = ae.sample_outputs
+
+
+def init(rng: jax.Array, config, sample_batch) -> TrainState:
+  """The `ae` players (or those of config.scst.init), and with scst.steps the
+  self-critical optimizer over both."""
+  self_critical.check_config(config)
+  state = ae.init(rng, config, sample_batch)
+  state = state.replace(params=self_critical.init_params(state.params, config))
+  return self_critical.add_optimizer(state, config, autoencoding.PLAYERS)
 
 
 def corrupt(rng: jax.Array, tokens: jax.Array, mask: jax.Array, axis_name=None, *, config):
@@ -44,6 +59,41 @@ def train_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   return autoencoding.reconstruction_step(
       state, batch, rng, config=config, axis_name=axis_name,
       corrupt=lambda *args: corrupt(*args, config=config))
+
+
+def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
+  """Phase 'scst': reconstructions of the corrupted batch sampled from the decoder, each
+  rewarded with its sentence BLEU against the clean sentence. Returns (state,
+  {'loss', 'reward', 'reward_greedy', 'advantage', 'sample_len'})."""
+  rng = jax.random.fold_in(rng, state.step)
+  k_noise, k_step = jax.random.split(rng)
+  tokens, mask = batch['tokens'], batch['mask']
+  enc = corrupt(k_noise, tokens, mask, axis_name, config=config)
+  code = lambda p: autoencoding.encode(p['encoder'], *enc, config=config)[0]
+  bos, eos = config.vocab.bos_id, config.vocab.eos_id
+  decoder = autoencoding.make_decoder(config)
+
+  def log_prob(p, toks, m, key):
+    return -autoencoding.sentence_nll(p['decoder'], code(p), shift_right(toks, bos),
+                                      toks, m, config=config, train=True,
+                                      rng=autoencoding.dropout_key(key, axis_name))
+
+  ref_len = jnp.sum((mask > 0) & (tokens != eos), 1).astype(jnp.int32)
+  policy = self_critical.Policy(
+      players=autoencoding.PLAYERS,
+      condition=lambda p: (decoder, {'params': p['decoder']}, code(p)), log_prob=log_prob,
+      refs=tokens[:, None, :], ref_len=jnp.maximum(ref_len, 1)[:, None],
+      mle_loss=lambda p, key: autoencoding.reconstruction_loss(p, batch, *enc, key,
+                                                               config=config,
+                                                               axis_name=axis_name))
+  if axis_name is not None:  # each device draws its own samples
+    k_step = jax.random.fold_in(k_step, jax.lax.axis_index(axis_name))
+  return self_critical.step(state, batch, k_step, policy, config=config, axis_name=axis_name)
+
+
+def schedule(config):
+  """One phase of `train_step`, or scst.mle_steps of it and then scst.steps of 'scst'."""
+  return self_critical.schedule(config, train_step, self_critical_step, name='train')
 
 
 def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:

@@ -72,9 +72,30 @@ def test_ae_then_vae_with_its_encoder(tmp_path):
     trainer.train_and_evaluate(config, str(tmp_path / 'vae2'))
 
 
-def test_dae_all_modes(tmp_path):
-  final = _run_all_modes(_config(tmp_path, 'dae_ptb'), str(tmp_path / 'dae'))
+def test_dae_all_modes_then_self_critical_training_from_it(tmp_path):
+  dae_dir = str(tmp_path / 'dae')
+  final = _run_all_modes(_config(tmp_path, 'dae_ptb'), dae_dir)
   assert {'rec_nll', 'bleu', 'noisy_rec_nll', 'noisy_bleu'} <= set(final)
+
+  # configs/dae_ptb.py:scst from that run: 3 reconstruction steps, then 3 'scst' steps
+  config = _config(tmp_path, 'dae_ptb', 'scst,smoke')
+  config.scst.init = dae_dir
+  scst_dir = str(tmp_path / 'scst')
+  start = trainer.Run(config, scst_dir).initial_state()
+  trained = trainer.Run(_config(tmp_path, 'dae_ptb'), dae_dir).restore_or_init()[0]
+  jax.tree.map(np.testing.assert_array_equal, start.params, trained.params)
+  assert set(start.opt_state) == {'encoder', 'decoder', 'rl'}
+  trainer.train_and_evaluate(config, scst_dir)
+  rows = [json.loads(l) for l in open(os.path.join(scst_dir, 'metrics.jsonl'))]
+  first_eval = next(r for r in rows if r['step'] == 0 and 'eval/rec_nll' in r)
+  assert first_eval['eval/rec_nll'] == pytest.approx(final['rec_nll'], rel=1e-6)
+  rewards = [r[k] for r in rows for k in ('scst/reward', 'scst/reward_greedy') if k in r]
+  assert rewards and all(0.0 <= x <= 1.0 for x in rewards)
+
+  other = _config(tmp_path, 'dae_ptb', 'scst,smoke')
+  other.scst.init, other.model.hidden_size = dae_dir, 24
+  with pytest.raises(ValueError, match='config.scst.init=.*other players or sizes'):
+    trainer.Run(other, str(tmp_path / 'other')).initial_state()
 
 
 

@@ -88,7 +88,7 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tmp_path, quick_compile)
   whole = trainer.train_and_evaluate(config, str(tmp_path / 'whole'))
   part = tmp_path / 'part'
   cut = _config(*corpus, preset='scst,smoke')
-  cut.d2t.rl_steps = 1  # 4 steps, checkpointed; then the full schedule resumes from step 4
+  cut.scst.steps = 1  # 4 steps, checkpointed; then the full schedule resumes from step 4
   trainer.train_and_evaluate(cut, str(part))
   resumed = trainer.train_and_evaluate(config, str(part))
   assert whole['bleu'] == resumed['bleu']
