@@ -242,11 +242,15 @@ def test_cnn_bfloat16_computes_in_bfloat16_with_float32_params_and_logits():
     assert all('f32' not in t and 'bf16' in t for t in types), types
 
 
-def test_value_head_maps_states_to_scalars():
-  h = jnp.ones((B, T, 6))
+def test_value_head_is_a_relu_mlp_of_each_state():
+  """values [B, T] = relu(h W1 + b1) w2 + b2, per position, against numpy in float64."""
+  h = np.random.RandomState(0).normal(size=(B, T, 6)).astype(np.float32)
   head = ValueHead(5)
-  v = _init(head, h)
-  assert _apply(head, v, h).shape == (B, T)
+  v = _init(head, jnp.asarray(h))
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), v['params'])
+  hidden = np.maximum(h @ p['hidden']['kernel'] + p['hidden']['bias'], 0.0)
+  want = (hidden @ p['value']['kernel'] + p['value']['bias'])[..., 0]
+  np.testing.assert_allclose(_apply(head, v, jnp.asarray(h)), want, rtol=1e-5, atol=1e-6)
 
 
 # --- multi-class heads (text classifiers) ---------------------------------------------------------

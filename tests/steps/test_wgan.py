@@ -90,6 +90,54 @@ def test_rmsprop_for_both_players_in_the_recipe():
     assert optax.ScaleByRmsState in kinds, key
 
 
+def test_the_configs_own_recipe_n_critic_5_rmsprop_5e5_clip_001():
+  """configs/wgan_oracle.py's recipe itself (the smoke preset has d_steps=1): one round of
+  5 critic updates and 1 generator update at RMSProp 5e-5. RMSProp moves a weight by at
+  most lr / sqrt(1 - decay) per update (its second moment holds (1 - decay) g^2 at least),
+  and clipping to [-c, c] moves no weight further, so after the round every critic weight
+  lies in [-0.01, 0.01] within 5 such moves of its clipped start, and every generator
+  weight within 1."""
+  from configs.wgan_oracle import get_config  # pylint: disable=g-import-not-at-top
+  g = get_config('').gan
+  assert (g.loss, g.clip, g.d_steps, g.g_steps) == ('wgan', 0.01, 5, 1)
+  assert (g.d_optimizer, g.d_learning_rate, g.g_optimizer, g.g_learning_rate) == (
+      'rmsprop', 5e-5, 'rmsprop', 5e-5)
+  c = _config(mle_steps=0, d_pretrain_steps=0, rounds=1, clip=g.clip, d_steps=g.d_steps,
+              g_steps=g.g_steps, d_learning_rate=g.d_learning_rate,
+              g_learning_rate=g.g_learning_rate)
+  c.num_train_steps = 6
+  state = jax.jit(lambda rng: wgan.init(rng, c, _batch()))(jax.random.key(0))
+  (name, old, new, _), = list(run_schedule(wgan, c, state, jax.random.key(1), _batch))
+  assert name == 'round'
+  step = g.d_learning_rate / np.sqrt(1 - 0.9)  # optax.rmsprop's decay
+  moved = lambda a, b, k: max(np.abs(x - y).max() for x, y in zip(
+      jax.tree.leaves(a.params[k]), jax.tree.leaves(b.params[k])))
+  start = old.replace(params={**old.params, 'discriminator': jax.tree.map(
+      lambda w: np.clip(w, -g.clip, g.clip), old.params['discriminator'])})
+  assert max(np.abs(x).max() for x in jax.tree.leaves(new.params['discriminator'])) <= g.clip
+  assert 0 < moved(new, start, 'discriminator') <= 5 * step * (1 + 1e-5)
+  assert 0 < moved(new, old, 'generator') <= step * (1 + 1e-5)
+
+
+@pytest.mark.parametrize('algo, loss', [(wgan, 'wgan'), (gumbel_gan, 'rsgan')])
+def test_gan_eval_metrics_from_known_logits(algo, loss, monkeypatch):
+  """The eval's D metrics from given logits: D scores the real batch, then the fakes; the
+  last row has weight 0 (padding). d_acc_real = share of real logits > 0, d_acc_fake =
+  share of fake logits < 0 (not reported for a critic), d_gap = mean(real - fake)."""
+  c = _config(loss=loss)
+  state = jax.jit(lambda rng: algo.init(rng, c, _batch()))(jax.random.key(0))
+  calls = iter([jnp.asarray([1.0, -1.0, 2.0, 3.0]), jnp.asarray([-1.0, 1.0, 1.0, 4.0])])
+  monkeypatch.setattr(adversarial, 'discriminator_logits', lambda *a, **k: next(calls))
+  batch = {**_batch(), 'weight': np.asarray([1, 1, 1, 0], np.float32)}
+  m = algo.finalize_eval(jax.device_get(algo.eval_step(state, batch, jax.random.key(2),
+                                                       config=c)))
+  assert m['d_gap'] == pytest.approx((2.0 - 2.0 + 1.0) / 3)
+  if loss == 'wgan':
+    assert 'd_acc_real' not in m and 'd_acc_fake' not in m
+  else:
+    assert (m['d_acc_real'], m['d_acc_fake']) == (pytest.approx(2 / 3), pytest.approx(1 / 3))
+
+
 @pytest.mark.parametrize('gan, message', [
     (dict(loss='rsgan'), "set config.gan.loss='wgan'"),
     (dict(latent_std=0.0), 'deterministic'),
