@@ -244,6 +244,7 @@ def test_gan_stopped_in_every_phase_resumes_to_the_same_metrics(tmp_path, monkey
   from jaxtextgen.train.writer import read_metrics  # pylint: disable=g-import-not-at-top
   config = get_config('smoke')
   config.gan.d_pretrain_steps = 2
+  config.gan.ema_decay, config.gan.baseline = 0.5, 'moving_average'  # state that must come back
   config.log_every, config.checkpoint_every = 3, 100
   full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
   workdir = str(tmp_path / 'stopped')
@@ -254,6 +255,14 @@ def test_gan_stopped_in_every_phase_resumes_to_the_same_metrics(tmp_path, monkey
         trainer.train_and_evaluate(config, workdir)
     assert str(step) in os.listdir(os.path.join(workdir, 'checkpoints'))
   assert trainer.train_and_evaluate(config, workdir) == full
+  # every part of the state: params, optimizers, the EMA, the rollout policy, the baseline
+  final = [jax.device_get(trainer.Run(config, d).restore_or_init(require=True)[0])
+           for d in (workdir, str(tmp_path / 'full'))]
+  assert {'rollout', 'baseline'} <= set(final[0].extra) and final[0].ema_params
+  leaves = [jax.tree.leaves(s) for s in final]
+  assert len(leaves[0]) == len(leaves[1])
+  for a, b in zip(*leaves):
+    np.testing.assert_array_equal(a, b)
   rows = without_rates(read_metrics(workdir))
   assert rows == without_rates(read_metrics(str(tmp_path / 'full')))
   train_rows = [r for r in rows if 'eval/ppl' not in r]
