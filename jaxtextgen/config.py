@@ -229,6 +229,9 @@ def base_config() -> ml_collections.ConfigDict:
   dt.max_refs = 8                # references per entry kept for the BLEU reward
   dt.max_oov = 32                # copyable source words outside the vocabulary, per entry
   dt.plan_weight = 1.0           # weight of the planner's NLL beside the text NLL
+  dt.coverage_reward = 0.0       # scst: weight of the entity coverage of a decode (the share
+                                 # of its entity-field source tokens it contains) added to
+                                 # its BLEU reward
   dt.decode = 'beam'             # generation: 'greedy' or 'beam'
   dt.beam_size = 4               # 'beam': hypotheses kept
   dt.length_penalty = 1.0        # 'beam': final pick by log p / length ** this

@@ -7,9 +7,10 @@ Phases (`schedule`):
         d2t.plan_weight x the pointer network's NLL of the oracle plan (per plan step);
         the whole run when scst.steps == 0, else scst.mle_steps steps;
   scst  scst.steps self-critical steps (`steps.self_critical`): a text sampled from the
-        predicted plan is rewarded with its sentence BLEU against the entry's references,
-        minus the reward of the greedy decode; scst.mle_mix x the MLE loss is mixed in.
-        Start it from a converged MLE run: scst.init=WORKDIR.
+        predicted plan is rewarded with its sentence BLEU against the entry's references
+        (+ d2t.coverage_reward x `source_coverage`), minus the reward of the greedy
+        decode; scst.mle_mix x the MLE loss is mixed in. Start it from a converged MLE
+        run: scst.init=WORKDIR.
 
 Eval (`eval_step` on every (entry, reference) pair of the eval split; `evaluate_samples`
 generates once per entry, as d2t.decode says, with the predicted plan):
@@ -159,13 +160,27 @@ def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis
       return -(m.token_nll(shift_right(toks, v.bos_id), toks, c, train=True) * mask).sum(1)
     return _apply(p['model'], fn, src, plan, tokens, config=config, rng=key)
 
+  weight = config.d2t.coverage_reward
   policy = self_critical.Policy(
       players=('model',), condition=lambda p: (model, {'params': p['model']}, cond),
       log_prob=log_prob, refs=batch['refs'], ref_len=batch['ref_len'],
       mle_loss=lambda p, key: mle_loss(p['model'], batch, key, config=config,
-                                       axis_name=axis_name)[0])
+                                       axis_name=axis_name)[0],
+      bonus=(lambda t: weight * source_coverage(t, src, config.data.corpus)) if weight else None)
   return self_critical.step(state, batch, _keys(rng, state, axis_name), policy, config=config,
                             axis_name=axis_name)
+
+
+def source_coverage(tokens: jax.Array, src: dict, kind: str) -> jax.Array:
+  """Share of each row's entity-field source tokens (`data.d2t.ENTITY_FIELDS`: WebNLG
+  subjects and objects, RotoWire entities; with d2t.delex one placeholder per entity)
+  that its text contains: tokens int [n, T] in extended ids -> float [n] in [0, 1]
+  (rows without entity tokens: 0). The on-device proxy of `metrics.d2t`'s entity coverage
+  that d2t.coverage_reward adds to the self-critical reward."""
+  fields = jnp.asarray(d2t_data.ENTITY_FIELDS[kind])
+  entity = (src['src_mask'] > 0) & jnp.isin(src['src_field'], fields)
+  present = jnp.any(src['src_ext'][:, :, None] == tokens[:, None, :], axis=-1)
+  return jnp.sum(entity & present, 1) / jnp.maximum(jnp.sum(entity, 1), 1)
 
 
 def schedule(config) -> schedule_lib.Schedule:

@@ -5,7 +5,8 @@ One step, for a batch with references:
   - draw a sample and the greedy decode from the model's decoder and condition (the shared
     sampler: `models.sampler.sample`, max_len tokens);
   - reward each with its sentence BLEU against the row's references
-    (`metrics.device_bleu.sentence_bleu`: BLEU-4, nltk's method2 smoothing, on device);
+    (`metrics.device_bleu.sentence_bleu`: BLEU-4, nltk's method2 smoothing, on device),
+    plus the model's optional bonus term;
   - loss = scst.weight x -(r_sample - r_greedy) log p(sample), mean over sentences
     (`objectives.sequence.self_critical_loss`: the greedy reward is the baseline)
     + scst.mle_mix x the model's own MLE loss (MIXER-style mixing);
@@ -54,6 +55,8 @@ class Policy:
     refs, ref_len: int [batch, R, T] references and [batch, R] their lengths in tokens
       (EOS excluded; 0 for an absent reference).
     mle_loss: (params, rng) -> scalar, the model's own MLE loss (for scst.mle_mix).
+    bonus: optional tokens int [batch, max_len] (PAD after EOS) -> float [batch], a
+      model-specific term added to the BLEU reward of every decode (d2t: entity coverage).
   """
   players: tuple[str, ...]
   condition: Callable
@@ -61,6 +64,7 @@ class Policy:
   refs: jax.Array
   ref_len: jax.Array
   mle_loss: Callable | None = None
+  bonus: Callable | None = None
 
 
 def check_config(config) -> None:
@@ -129,7 +133,9 @@ def step(state: TrainState, batch, rng: jax.Array, policy: Policy, *, config,
                            length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                            pad_id=v.pad_id, cond=cond)
   sampled, greedy = draw(k_sample), draw(k_sample, greedy=True)
-  reward = lambda x: sentence_bleu(x.tokens, words(x, v.eos_id), policy.refs, policy.ref_len)
+  def reward(x):
+    r = sentence_bleu(x.tokens, words(x, v.eos_id), policy.refs, policy.ref_len)
+    return r if policy.bonus is None else r + policy.bonus(x.tokens)
   r_sample, r_greedy = reward(sampled), reward(greedy)
   rows = global_sum(batch['weight'].sum(), axis_name)
 

@@ -82,12 +82,13 @@ def test_generate_writes_texts_and_plans(corpus, trained, tmp_path):
 
 
 def test_resume_reproduces_an_uninterrupted_run(corpus, tmp_path, quick_compile):
-  """mle 3 + scst 3 steps in one go, or stopped after 4 (inside 'scst') and resumed."""
+  """mle 3 + scst 3 steps (with the coverage bonus) in one go, or stopped after 4 (inside
+  'scst') and resumed."""
   del quick_compile
-  config = _config(*corpus, preset='scst,smoke')
+  config = _config(*corpus, preset='scst,smoke', **{'d2t.coverage_reward': 0.5})
   whole = trainer.train_and_evaluate(config, str(tmp_path / 'whole'))
   part = tmp_path / 'part'
-  cut = _config(*corpus, preset='scst,smoke')
+  cut = _config(*corpus, preset='scst,smoke', **{'d2t.coverage_reward': 0.5})
   cut.scst.steps = 1  # 4 steps, checkpointed; then the full schedule resumes from step 4
   trainer.train_and_evaluate(cut, str(part))
   resumed = trainer.train_and_evaluate(config, str(part))
@@ -148,3 +149,14 @@ def test_self_critical_gradient_is_zero_at_equal_rewards_and_points_the_right_wa
       self_critical_loss(jnp.log(jnp.asarray([0.5, 0.25])), jnp.asarray([1.0, 0.0]),
                          jnp.asarray([0.5, 0.5])),
       -(0.5 * np.log(0.5) - 0.5 * np.log(0.25)), rtol=1e-6)
+
+
+def test_source_coverage_counts_the_entity_field_tokens_a_text_contains():
+  from jaxtextgen.steps.d2t import source_coverage  # pylint: disable=g-import-not-at-top
+  src = {'src_ext': jnp.asarray([[5, 6, 7, 8, 0], [5, 6, 0, 0, 0]]),
+         'src_field': jnp.asarray([[0, 1, 2, 0, 3], [1, 1, 3, 3, 3]]),  # 3: padding
+         'src_mask': jnp.asarray([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]], jnp.float32)}
+  tokens = jnp.asarray([[5, 9, 8, 6, 0, 0], [5, 6, 0, 0, 0, 0]])
+  # row 0: entity tokens 5 (subject), 7 (object), 8 (subject); 6 is a predicate token;
+  # the text holds 5 and 8. Row 1 has no entity token.
+  np.testing.assert_allclose(source_coverage(tokens, src, 'webnlg'), [2 / 3, 0.0])
