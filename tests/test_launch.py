@@ -61,6 +61,29 @@ def test_train_then_eval_prints_the_eval_json_last(tmp_path):
       'model with one (ctrl_gen, cross_align).')
 
 
+def test_sigterm_during_training_checkpoints_and_exits_75(tmp_path):
+  """A run told to stop (SIGTERM) while it trains writes a checkpoint of the step it is at
+  and exits with code 75 (resuming is tested in tests/train/test_trainer.py)."""
+  import signal  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  args = [sys.executable, 'launch.py', '--config=configs/mle_oracle.py:smoke',
+          f'--workdir={workdir}', '--config.num_train_steps=1000000', '--config.log_every=1',
+          '--config.eval_every=0', '--config.checkpoint_every=1000000']
+  proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          text=True)
+  try:
+    for line in proc.stderr:  # training has begun once a step is logged
+      if 'step 2/' in line:
+        break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  assert proc.returncode == 75, err[-3000:]
+  steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit()]
+  assert len(steps) == 1 and 2 <= steps[0] < 1000000
+
+
 @pytest.mark.parametrize('name', ['gumbel_oracle', 'wgan_oracle', 'seqgan_coco', 'gumbel_coco',
                                   'mle_coco'])
 def test_gan_smoke_configs_train_eval_and_sample(tmp_path, name):
