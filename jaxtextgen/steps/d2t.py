@@ -167,8 +167,8 @@ def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis
       mle_loss=lambda p, key: mle_loss(p['model'], batch, key, config=config,
                                        axis_name=axis_name)[0],
       bonus=(lambda t: weight * source_coverage(t, src, config.data.corpus)) if weight else None)
-  return self_critical.step(state, batch, _keys(rng, state, axis_name), policy, config=config,
-                            axis_name=axis_name)
+  return self_critical.step(state, batch, jax.random.fold_in(rng, state.step), policy,
+                            config=config, axis_name=axis_name)
 
 
 def source_coverage(tokens: jax.Array, src: dict, kind: str) -> jax.Array:

@@ -86,8 +86,6 @@ def self_critical_step(state: TrainState, batch, rng: jax.Array, *, config, axis
       mle_loss=lambda p, key: autoencoding.reconstruction_loss(p, batch, *enc, key,
                                                                config=config,
                                                                axis_name=axis_name))
-  if axis_name is not None:  # each device draws its own samples
-    k_step = jax.random.fold_in(k_step, jax.lax.axis_index(axis_name))
   return self_critical.step(state, batch, k_step, policy, config=config, axis_name=axis_name)
 
 

@@ -121,9 +121,12 @@ def words(samples, eos_id: int) -> jax.Array:
 
 def step(state: TrainState, batch, rng: jax.Array, policy: Policy, *, config,
          axis_name=None) -> tuple[TrainState, dict[str, Any]]:
-  """One self-critical update (module docstring); `rng` is the step's key (already folded
-  with the step and the device). Returns (state, {'loss', 'reward', 'reward_greedy',
-  'advantage', 'sample_len'}), means over the global batch's sentences."""
+  """One self-critical update (module docstring); `rng` is the step's key (folded with the
+  step; each device folds in its index here, so that devices draw different samples).
+  Returns (state, {'loss', 'reward', 'reward_greedy', 'advantage', 'sample_len'}), means
+  over the global batch's sentences."""
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   k_sample, k_drop = jax.random.split(rng)
   s, v = config.scst, config.vocab
   params = state.params
