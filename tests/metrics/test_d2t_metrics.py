@@ -29,6 +29,38 @@ def test_entity_key(tokens, key):
   assert m.entity_key(tokens.split()) == tuple(key.split())
 
 
+@pytest.mark.parametrize('text,entity', [
+    ('owned by jp mcmanus .', 'j . p . mc manus'),
+    ('arros negre is a dish', 'arròs negre'),
+    ('the leader is lars lokke rasmussen', 'lars løkke rasmussen'),
+    ('manager of afc blackpool', 'a . f . c . blackpool'),
+    ('people called texans', 'texan'),
+    ('the language of americans', 'americans'),
+    ('published by lippincott , williams and wilkins', 'lippincott williams & wilkins'),
+    ('it is in the u . s .', 'united states'),
+    ('operated by the usaf', 'united states air force'),
+    ('he died on february 28 , 1966 .', '1966 - 02 - 28'),
+    ('born on the 23rd of july 1927', '1927 - 07 - 23'),
+    ('inaugurated on 28 - 09 - 2013 .', '2013 - 09 - 28'),
+    ('born on nov 18 , 1923', '1923 - 11 - 18'),
+])
+def test_realises_the_forms_texts_write(text, entity):
+  assert m.realises(text.split(), tuple(entity.split()))
+
+
+@pytest.mark.parametrize('text,entity', [
+    ('he lives in indiana', 'india'),           # a word's start is not the word
+    ('the cast of paris hilton', 'paris hilton inn'),
+    ('born on february 27 , 1966', '1966 - 02 - 28'),   # another day
+    ('born in 1966 , in may', '1966 - 02 - 28'),
+    ('it is a monument', 'ivory tower'),        # initials that spell a common word
+    ('the 14th of 2015', '14 l / 32 r'),
+    ('', 'aarhus'),
+])
+def test_does_not_realise_what_is_not_there(text, entity):
+  assert not m.realises(text.split(), tuple(entity.split()))
+
+
 class _Source:
   def __init__(self):
     self.entries = [{'records': [['Aarhus_Airport', 'cityServed', 'Abilene,_Texas']]},
