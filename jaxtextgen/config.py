@@ -235,6 +235,8 @@ def base_config() -> ml_collections.ConfigDict:
   dt.decode = 'beam'             # generation: 'greedy' or 'beam'
   dt.beam_size = 4               # 'beam': hypotheses kept
   dt.length_penalty = 1.0        # 'beam': final pick by log p / length ** this
+  dt.rerank_coverage = 0.0       # 'beam': final pick by that + this x the hypothesis's
+                                 # entity coverage (`steps.d2t.source_coverage`)
   dt.eval_entries = 0            # eval generation on N evenly spaced eval entries (0: all)
 
   # Self-critical training on sentence BLEU (phase 'scst', `steps.self_critical`; algorithms

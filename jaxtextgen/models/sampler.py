@@ -236,10 +236,10 @@ def tile_cache(decoder, params, cache, batch: int, times: int, length: int = 0):
 
 
 @functools.partial(jax.jit, static_argnames=(
-    'decoder', 'batch', 'beam', 'length', 'bos_id', 'eos_id', 'pad_id'))
+    'decoder', 'batch', 'beam', 'length', 'bos_id', 'eos_id', 'pad_id', 'n_best'))
 def beam_search(decoder, params: Any, *, batch: int, beam: int, length: int, bos_id: int,
                 eos_id: int = -1, pad_id: int = 0, cond: jax.Array | None = None,
-                length_penalty: float = 0.0):
+                length_penalty: float = 0.0, n_best: bool = False):
   """The `beam` most likely continuations of BOS kept at every step (one scan over time,
   the decoder's cache reordered by beam on device); returns the best of each row.
 
@@ -249,7 +249,9 @@ def beam_search(decoder, params: Any, *, batch: int, beam: int, length: int, bos
 
   Returns:
     (tokens int32 [batch, length], PAD after EOS; log_prob float32 [batch]: the sum of the
-    chosen sentence's token log-probabilities).
+    chosen sentence's token log-probabilities). With `n_best`, every final hypothesis
+    instead, for a caller's own pick (a reranker): (tokens [batch, beam, length], the
+    length-normalised scores float32 [batch, beam]).
   """
   k, vocab = beam, decoder.vocab_size
   if cond is not None:  # an array, or a pytree of arrays with a leading batch axis
@@ -283,6 +285,8 @@ def beam_search(decoder, params: Any, *, batch: int, beam: int, length: int, bos
           jnp.zeros((batch, k), jnp.int32))
   (_, _, score, _, tokens, lengths), _ = jax.lax.scan(body, init, jnp.arange(length))
   ranked = score / jnp.maximum(lengths, 1).astype(jnp.float32) ** length_penalty
+  if n_best:
+    return tokens, ranked
   best = jnp.argmax(ranked, axis=1)
   pick = lambda x: jnp.take_along_axis(x, best.reshape((batch, 1) + (1,) * (x.ndim - 2)),
                                        axis=1)[:, 0]

@@ -214,7 +214,9 @@ def finalize_eval(sums: dict) -> dict:
 def generate(params, src: dict, *, config):
   """Texts int32 [n, max_len] (extended ids, PAD after EOS) and plans int32 [n, R + 1]
   (R: stop; all R without the planner) of source fields [n, ...], decoded as
-  config.d2t.decode says (greedy, or beam search with beam_size and length_penalty).
+  config.d2t.decode says (greedy, or beam search with beam_size and length_penalty; with
+  d2t.rerank_coverage=w the beam's final pick adds w x `source_coverage` to each
+  hypothesis's length-normalised log-probability, a reranker in the manner of TGen's).
   Pure and jittable."""
   d, v = config.d2t, config.vocab
   model = make_model(config)
@@ -223,8 +225,14 @@ def generate(params, src: dict, *, config):
   kw = dict(batch=n, length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
             pad_id=v.pad_id, cond=cond)
   if d.decode == 'beam':
-    tokens = beam_search(model, {'params': params}, beam=d.beam_size,
-                         length_penalty=d.length_penalty, **kw)[0]
+    tokens, ranked = beam_search(model, {'params': params}, beam=d.beam_size,
+                                 length_penalty=d.length_penalty, n_best=True, **kw)
+    if d.rerank_coverage:
+      k, length = d.beam_size, tokens.shape[-1]
+      each = {f: jnp.repeat(src[f], k, axis=0) for f in ('src_ext', 'src_field', 'src_mask')}
+      cover = source_coverage(tokens.reshape(n * k, length), each, config.data.corpus)
+      ranked = ranked + d.rerank_coverage * cover.reshape(n, k)
+    tokens = jnp.take_along_axis(tokens, jnp.argmax(ranked, 1)[:, None, None], axis=1)[:, 0]
   else:
     tokens = sample_tokens(model, {'params': params}, jax.random.key(0), greedy=True, **kw).tokens
   if plan is None:

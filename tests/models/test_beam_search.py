@@ -72,3 +72,22 @@ def test_one_beam_is_greedy(kind):
   wider, wider_score = beam_search(dec, params, batch=B, beam=4, length=L, bos_id=BOS,
                                    eos_id=EOS, pad_id=PAD, cond=cond)
   assert np.all(np.asarray(wider_score) >= np.asarray(score) - 1e-5)
+
+
+@pytest.mark.parametrize('kind', ['lstm', 'transformer'])
+def test_n_best_returns_every_final_hypothesis_with_the_best_first_by_score(kind):
+  dec, params, cond = _model(kind)
+  kw = dict(batch=B, beam=4, length=L, bos_id=BOS, eos_id=EOS, pad_id=PAD, cond=cond,
+            length_penalty=1.0)
+  best, _ = beam_search(dec, params, **kw)
+  tokens, ranked = beam_search(dec, params, n_best=True, **kw)
+  assert tokens.shape == (B, 4, L) and ranked.shape == (B, 4)
+  pick = np.take_along_axis(np.asarray(tokens), np.argmax(ranked, 1)[:, None, None], 1)[:, 0]
+  np.testing.assert_array_equal(pick, best)
+  for row in range(B):  # each score: the hypothesis's log p / its length up to EOS
+    seqs = np.asarray(tokens[row])
+    assert len({tuple(s) for s in seqs}) == 4
+    lengths = [list(s).index(EOS) + 1 if EOS in s else L for s in seqs]
+    np.testing.assert_allclose(ranked[row],
+                               _log_probs(dec, params, cond[row:row + 1], seqs) / lengths,
+                               rtol=1e-4)

@@ -60,6 +60,29 @@ def test_eval_json_keys(trained):
   assert metrics['generated_entries'] == 3  # one text per dev entry, not per reference
 
 
+def test_coverage_reranking_picks_a_beam_that_covers_at_least_as_much(corpus, trained):
+  """d2t.rerank_coverage: a huge weight picks, in each row, a hypothesis of the beam with
+  the most source coverage (so never less than the plain pick's); a tiny one changes
+  nothing."""
+  import copy  # pylint: disable=g-import-not-at-top
+  from jaxtextgen.steps import d2t  # pylint: disable=g-import-not-at-top
+  run = trainer.Run(_config(*corpus, **{'d2t.beam_size': 3}), trained[0])
+  state, _ = run.restore_or_init(require=True)
+  src = {k: jnp.asarray(run.data.eval.extra[k]) for k in d2t.SRC_FIELDS}
+  params = state.params['model']
+
+  def texts(weight):
+    config = copy.deepcopy(run.config)
+    config.d2t.rerank_coverage = weight
+    return d2t.generate(params, src, config=config)[0]
+
+  plain, huge = texts(0.0), texts(1e6)
+  np.testing.assert_array_equal(texts(1e-9), plain)
+  cover = lambda t: np.asarray(d2t.source_coverage(t, src, 'webnlg'))
+  assert np.all(cover(huge) >= cover(plain))
+  assert np.any(cover(huge) > cover(plain))  # on this fixture: row 2, 0.2 -> 0.4
+
+
 def test_the_ablation_trains_without_plan_metrics(corpus, tmp_path, quick_compile):
   del quick_compile
   metrics = trainer.train_and_evaluate(_config(*corpus, **{'d2t.planner': False}), str(tmp_path))
