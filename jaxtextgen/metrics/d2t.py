@@ -22,7 +22,7 @@ tokens, entities put back after delexicalisation).
                         alphabetic token of >= 4 characters, so that numbers and short words
                         do not count
 
-An entity's key is its tokens without parenthesised parts ("ardmore airport ( new zealand
+An entity's key is its tokens without quotes and parenthesised parts ("ardmore airport ( new zealand
 )" -> "ardmore airport"), cut at the first comma ("abilene , texas" -> "abilene"), without
 a trailing ". 0" ("2777 . 0" -> "2777") or a trailing "language" after another word
 ("english language" -> "english"): the parts that WebNLG's texts drop.
@@ -59,6 +59,8 @@ def entity_key(tokens) -> tuple:
   """The part of an entity's tokens that a text is expected to contain (module docstring)."""
   out, depth = [], 0
   for w in tokens:
+    if w in ('"', "''", '``'):
+      continue
     if w in ('(', ')'):
       depth = max(0, depth + (1 if w == '(' else -1))
     elif not depth:

@@ -20,6 +20,7 @@ def test_kendall_tau_by_hand():
     ('ardmore airport ( new zealand )', 'ardmore airport'),
     ('abilene , texas', 'abilene'),
     ('2777 . 0', '2777'),
+    ('" 100305 . 0 "', '100305'),
     ('english language', 'english'),
     ('language', 'language'),
     ('1 . 0', '1'),
