@@ -14,18 +14,18 @@ tokens, entities put back after delexicalisation).
   entity_coverage       fraction of the input entities (WebNLG: distinct subjects and
                         objects) that the text realises (`realises`: the entity's key,
                         compared on letters and digits, or its date written out)
-  reference_entity_coverage  the same of each entry's first reference: the ceiling set by
-                        human texts, which paraphrase entities (dates, "U.S.")
+  reference_entity_coverage  the same of each entry's first reference (human texts also
+                        paraphrase: "American" for "United States", "died" for "deceased")
   entity_hallucination  among the corpus entities (keys of train and eval inputs) that a
                         text mentions, the fraction whose key occurs in none of its input's
                         fields; an entity counts when its key has >= 2 tokens or one
                         alphabetic token of >= 4 characters, so that numbers and short words
                         do not count
 
-An entity's key is its tokens without quotes and parenthesised parts ("ardmore airport ( new zealand
-)" -> "ardmore airport"), cut at the first comma ("abilene , texas" -> "abilene"), without
-a trailing ". 0" ("2777 . 0" -> "2777") or a trailing "language" after another word
-("english language" -> "english"): the parts that WebNLG's texts drop.
+An entity's key is its tokens without quotes and parenthesised parts ("ardmore airport (
+new zealand )" -> "ardmore airport"), cut at the first comma ("abilene , texas" ->
+"abilene"), without a trailing ". 0" ("2777 . 0" -> "2777") or a trailing "language" after
+another word ("english language" -> "english"): the parts that WebNLG's texts drop.
 
 A text realises a key (`realises`) when the key's letters and digits, in order and with
 spaces, punctuation, case and diacritics ignored ("&" read as "and"), occur in the text's,
@@ -34,12 +34,11 @@ allowed: "j . p . mc manus" is realised by "jp mcmanus", "arròs negre" by "arro
 "a . f . c . blackpool" by "afc blackpool", "texan" by "texans"; a key of two or more
 words also by its initials, with or without those of "of", "the", "and", "de" ("united
 states" by "u . s .", "united states air force" by "usaf"; not initials that spell a
-common short word, such as "it"). A date key "yyyy - mm -
-dd" is also realised by its year with its day and its month (a name, a three-letter
-abbreviation or the number) among the five words on either side: "february 28 , 1966",
-"the 28th of february 1966", "28 - 02 - 1966". Entity coverage was measured on exact
-token keys before (README: data-to-text): on WebNLG dev that rule gives the first
-references 0.855.
+common short word, such as "it"). A date key "yyyy - mm - dd" is also realised by its year
+with its day and its month (a name, a three-letter abbreviation or the number) among the
+five words on either side: "february 28 , 1966", "the 28th of february 1966", "28 - 02 -
+1966". Entity coverage was measured on exact token keys before (README: data-to-text): on
+WebNLG dev that rule gives the first references 0.855.
 """
 
 from __future__ import annotations
