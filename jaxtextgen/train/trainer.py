@@ -114,6 +114,14 @@ class Run:
     with open(path, 'w', encoding='utf-8') as f:
       f.write(text)
 
+  def __enter__(self) -> 'Run':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    """Closes the checkpoint manager (its background threads): eval, sample, transfer and
+    generate open a Run this way."""
+    self.checkpointer.close()
+
   def initial_state(self):
     sample = self.data.train.gather(np.arange(self.config.batch_size) % len(self.data.train))
     init = jax.jit(lambda rng: self.algo.init(rng, self.config, sample), out_shardings=self.repl)
@@ -546,10 +554,10 @@ def _require_checkpoint(workdir: str) -> None:
 def evaluate_checkpoint(config, workdir: str) -> dict:
   """--mode=eval: metrics of the latest checkpoint, also written to eval_<step>.json."""
   _require_checkpoint(workdir)
-  run = Run(config, workdir)
-  state, step = run.restore_or_init(require=True)
-  metrics = run.evaluate(state, step)
-  run.write_eval(step, metrics)
+  with Run(config, workdir) as run:
+    state, step = run.restore_or_init(require=True)
+    metrics = run.evaluate(state, step)
+    run.write_eval(step, metrics)
   return {'step': step, **metrics}
 
 
@@ -562,18 +570,18 @@ def sample_checkpoint(config, workdir: str, num: int | None = None) -> list[str]
   if hook is None:  # a config error comes first, before the workdir is looked at
     common.reject_sample_requests(config)
   _require_checkpoint(workdir)
-  run = Run(config, workdir)
-  state, step = run.restore_or_init(require=True)
-  num = run.config.sample.num if num is None else num
-  lines = []
-  if num > 0:
-    tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
-                             config=run.config)
-    lines = [run.data.vocab.decode(t) for t in parallel.to_host(tokens)]
-    run.write_text(f'samples_{step}.txt', lines)
-  if hook is not None:
-    lines += hook(state, jax.random.fold_in(run.eval_rng, 2 * step + 2), step, config=run.config,
-                  data=run.data, outputs=run)
+  with Run(config, workdir) as run:
+    state, step = run.restore_or_init(require=True)
+    num = run.config.sample.num if num is None else num
+    lines = []
+    if num > 0:
+      tokens = run.algo.sample(state, jax.random.fold_in(run.eval_rng, 2 * step + 1), num,
+                               config=run.config)
+      lines = [run.data.vocab.decode(t) for t in parallel.to_host(tokens)]
+      run.write_text(f'samples_{step}.txt', lines)
+    if hook is not None:
+      lines += hook(state, jax.random.fold_in(run.eval_rng, 2 * step + 2), step,
+                    config=run.config, data=run.data, outputs=run)
   return lines
 
 
@@ -591,19 +599,19 @@ def transfer_checkpoint(config, workdir: str, input_path: str, to_label: int,
   transfer_lib.check_label(to_label, config)
   texts = pipeline.read_sentences(input_path, '--input')
   _require_checkpoint(workdir)
-  run = Run(config, workdir)
-  state, step = run.restore_or_init(require=True)
-  cfg = run.config
-  split = pipeline.tokenize(texts, None, run.data.vocab, cfg.data.max_len, name='--input',
-                            fix='the model reads its first max_len tokens')
-  n = len(texts)
-  # The source class: the other one of two (what a user transferring "to L" means);
-  # with more classes, models that read it (cross_align) need two.
-  source = np.full(n, (to_label + 1) % cfg.data.num_classes, np.int32)
-  out = transfer_lib.run_transfer(fn, state, split.tokens, split.mask,
-                                  np.full(n, to_label, np.int32), source, config=cfg)
-  lines = [f'{t}\t{run.data.vocab.decode(o)}' for t, o in zip(texts, out)]
-  return _write_outputs(run, lines, output, f'transfer_{step}.txt')
+  with Run(config, workdir) as run:
+    state, step = run.restore_or_init(require=True)
+    cfg = run.config
+    split = pipeline.tokenize(texts, None, run.data.vocab, cfg.data.max_len, name='--input',
+                              fix='the model reads its first max_len tokens')
+    n = len(texts)
+    # The source class: the other one of two (what a user transferring "to L" means);
+    # with more classes, models that read it (cross_align) need two.
+    source = np.full(n, (to_label + 1) % cfg.data.num_classes, np.int32)
+    out = transfer_lib.run_transfer(fn, state, split.tokens, split.mask,
+                                    np.full(n, to_label, np.int32), source, config=cfg)
+    lines = [f'{t}\t{run.data.vocab.decode(o)}' for t, o in zip(texts, out)]
+    return _write_outputs(run, lines, output, f'transfer_{step}.txt')
 
 
 def _write_outputs(run: Run, lines: list[str], output: str, default: str) -> list[str]:
@@ -631,10 +639,10 @@ def generate_checkpoint(config, workdir: str, input_path: str, output: str = '',
                      '--mode=generate is for data-to-text models (d2t).')
   lines = pipeline.read_sentences(input_path, '--input')
   _require_checkpoint(workdir)
-  run = Run(config, workdir)
-  state, step = run.restore_or_init(require=True)
-  out = hook(state, lines, config=run.config, data=run.data, show_plan=show_plan)
-  return _write_outputs(run, out, output, f'generate_{step}.txt')
+  with Run(config, workdir) as run:
+    state, step = run.restore_or_init(require=True)
+    out = hook(state, lines, config=run.config, data=run.data, show_plan=show_plan)
+    return _write_outputs(run, out, output, f'generate_{step}.txt')
 
 
 def _hms(seconds: float) -> str:

@@ -66,8 +66,8 @@ def test_coverage_reranking_picks_a_beam_that_covers_at_least_as_much(corpus, tr
   nothing."""
   import copy  # pylint: disable=g-import-not-at-top
   from jaxtextgen.steps import d2t  # pylint: disable=g-import-not-at-top
-  run = trainer.Run(_config(*corpus, **{'d2t.beam_size': 3}), trained[0])
-  state, _ = run.restore_or_init(require=True)
+  with trainer.Run(_config(*corpus, **{'d2t.beam_size': 3}), trained[0]) as run:
+    state, _ = run.restore_or_init(require=True)
   src = {k: jnp.asarray(run.data.eval.extra[k]) for k in d2t.SRC_FIELDS}
   params = state.params['model']
 
