@@ -82,6 +82,9 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch, signum):
   config = _oracle_config()
   full = trainer.train_and_evaluate(config, str(tmp_path / 'full'))
   workdir = str(tmp_path / 'term')
+  # What was there before (Python's Ctrl-C handler, or SIG_IGN when the suite runs in a
+  # shell's background job) must be there again afterwards.
+  before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
   with monkeypatch.context() as m:
     original = trainer.pipeline.train_iterator
 
@@ -93,7 +96,7 @@ def test_sigterm_checkpoints_and_resumes(tmp_path, monkeypatch, signum):
     m.setattr(trainer.pipeline, 'train_iterator', terminated_iterator)
     with pytest.raises(trainer.Stopped, match='stopped at step 2'):
       trainer.train_and_evaluate(config, workdir)
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+  assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
   # The step in flight finished and was checkpointed: step 2 (not a multiple of 3).
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
   assert trainer.train_and_evaluate(config, workdir) == full
