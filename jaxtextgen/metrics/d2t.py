@@ -92,15 +92,18 @@ def _fold(word: str) -> str:
   return ''.join(ch for ch in plain if ch.isalnum() and not unicodedata.combining(ch))
 
 
-def _spans(tokens) -> tuple[str, set, set]:
-  """The folded words concatenated, and the offsets where words start and end."""
+def _folded(tokens) -> list[str]:
+  """The folded words of `tokens`, without those that fold to nothing (punctuation)."""
+  return [f for f in map(_fold, tokens) if f]
+
+
+def _spans(words: list[str]) -> tuple[str, set, set]:
+  """Folded words concatenated, and the offsets where words start and end."""
   text, starts, ends = '', set(), set()
-  for w in tokens:
-    f = _fold(w)
-    if f:
-      starts.add(len(text))
-      text += f
-      ends.add(len(text))
+  for w in words:
+    starts.add(len(text))
+    text += w
+    ends.add(len(text))
   return text, starts, ends
 
 
@@ -118,11 +121,10 @@ def _month(word: str) -> int | None:
   return None
 
 
-def _date_realised(tokens, key: tuple) -> bool:
-  """`key` an ISO date "yyyy - mm - dd": its year in `tokens` with its month and its day
-  among the five words on either side."""
+def _date_realised(words: list[str], key: tuple) -> bool:
+  """`key` an ISO date "yyyy - mm - dd": its year among folded `words` with its month and
+  its day among the five words on either side."""
   year, month, day = key[0], int(key[2]), int(key[4])
-  words = [f for f in (_fold(w) for w in tokens) if f]
   for i, w in enumerate(words):
     if w == year:
       near = words[max(0, i - 5):i] + words[i + 1:i + 6]
@@ -132,33 +134,44 @@ def _date_realised(tokens, key: tuple) -> bool:
   return False
 
 
+def _realiser(tokens):
+  """`realises` for one text: key -> bool, the text folded once for all its keys."""
+  words = _folded(tokens)
+  text, starts, ends = _spans(words)
+
+  def realised(key: tuple) -> bool:
+    if len(key) == 5 and key[1] == key[3] == '-' and re.fullmatch(
+        r'\d{4}', key[0]) and key[2].isdigit() and key[4].isdigit():
+      if _date_realised(words, key):
+        return True
+    parts = _folded(key)
+    want = ''.join(parts)
+    if not want:
+      return False
+    forms = {want, want + 's'} | ({want[:-1]} if want.endswith('s') and len(want) > 1 else set())
+    if len(parts) >= 2 and all(w.isalpha() for w in parts):  # "united states" as "u . s ."
+      initials = {''.join(w[0] for w in parts), ''.join(w[0] for w in parts if w not in _SMALL)}
+      forms |= {i for i in initials if len(i) >= 2 and i not in _WORDS}
+    for form in forms:
+      at = text.find(form)
+      while at >= 0:
+        if at in starts and at + len(form) in ends:
+          return True
+        at = text.find(form, at + 1)
+    return False
+
+  return realised
+
+
 def realises(tokens, key: tuple) -> bool:
   """Whether word `tokens` realise an entity `key` (module docstring)."""
-  if len(key) == 5 and key[1] == key[3] == '-' and re.fullmatch(
-      r'\d{4}', key[0]) and key[2].isdigit() and key[4].isdigit():
-    if _date_realised(tokens, key):
-      return True
-  want = _spans(key)[0]
-  if not want:
-    return False
-  text, starts, ends = _spans(tokens)
-  forms = {want, want + 's'} | ({want[:-1]} if want.endswith('s') and len(want) > 1 else set())
-  words = [f for f in map(_fold, key) if f]
-  if len(words) >= 2 and all(w.isalpha() for w in words):  # "united states" as "u . s ."
-    initials = {''.join(w[0] for w in words), ''.join(w[0] for w in words if w not in _SMALL)}
-    forms |= {i for i in initials if len(i) >= 2 and i not in _WORDS}
-  for form in forms:
-    at = text.find(form)
-    while at >= 0:
-      if at in starts and at + len(form) in ends:
-        return True
-      at = text.find(form, at + 1)
-  return False
+  return _realiser(tokens)(key)
 
 
 def entity_coverage(texts: list[list[str]], entities: list[list[tuple]]) -> float:
   """Fraction of the entities of each text's input that the text realises."""
-  hits = [realises(t, entity_key(e)) for t, ents in zip(texts, entities) for e in ents]
+  hits = [realised(entity_key(e)) for t, ents in zip(texts, entities)
+          for realised in (_realiser(t),) for e in ents]
   return float(np.mean(hits)) if hits else float('nan')
 
 
