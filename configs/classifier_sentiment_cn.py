@@ -6,7 +6,8 @@ train (4,133 + specials); sentences cut to 127 characters + EOS in train and eva
 (max_len = max_eval_len = 128; 30% of the 2,111 valid sentences are longer, and the
 warning counts them), 2 classes (0 negative, 1 positive). The CNN and the
 optimizer of configs/classifier_yelp.py: widths 3/4/5 x 100, embeddings 128, dropout 0.5,
-Adam 1e-3, batch 64; 2,000 steps (7.6 epochs of the 16,883 training sentences), batches
+Adam 1e-3, batch 64, but with the learning rate decayed to 0 along a cosine; 2,000 steps
+(7.6 epochs of the 16,883 training sentences), batches
 of similar lengths (the CNN's logits do not depend on padding, so this only saves time).
 Eval every 500 steps: accuracy, nll and accuracy_class{0,1} on sentiment.valid.data.
 
@@ -39,6 +40,10 @@ def get_config(preset: str = ''):
   c.data.min_count = 2
   c.data.sort_chunk = 20         # batches of similar lengths, cut to their longest rounded
   c.data.trim_multiple = 32      # up to 32 (4 shapes): fewer padded windows, same logits
+  # At a constant 1e-3 the judge overfits from step 1,000 on (dev NLL 0.242 -> 0.358 at
+  # 2,000) and its per-class accuracies swing (class 0 0.950 -> 0.872): a cosine decay
+  # ends on 0.923 (0.921 / 0.925 per class), dev NLL 0.249.
+  c.optimizer.schedule = 'cosine'
   if 'smoke' in presets:
     _YELP['smoke_classifier'](c)
   return c

@@ -29,9 +29,13 @@ Presets: 'captions' (Li et al. 2018's humorous (0) / romantic (1) image captions
 ../shared/data/captions_li2018; its judge and LM are configs/classifier_yelp.py and
 configs/lm_yelp.py with their 'captions' preset), 'transformer' (the decoder a Transformer
 reading [z, c] in every Conditional LayerNorm), 'texar' (texar's simplified variant,
-ctrl_gen.codes='transfer': an autoencoder, KL weight 0 and no word dropout, z of 128,
-trained with each sentence's own code, the attribute losses on real sentences' z moved to
-the other sentiment, lambda_c = 1 and lambda_z = 0; 1,500 rounds), 'smoke' (seconds).
+ctrl_gen.codes='transfer': an attentional autoencoder (config.ae.attention: the decoder
+attends over the encoder's states), KL weight 0 and no word dropout, z of 128, trained
+with each sentence's own code, the attribute losses on real sentences' z moved to the
+other sentiment, lambda_c = 1, lambda_z = 0, and a classifier trained on real sentences
+only (lambda_u = 0); 1,500 rounds; it has no prior, so no prior-sample judge accuracy and
+no --mode=sample; --config.ae.attention=False gives the variant without attention),
+'smoke' (seconds).
 """
 
 import os
@@ -86,6 +90,8 @@ def get_config(preset: str = ''):
     m.dropout = 0.1
   if 'texar' in presets:
     c.ctrl_gen.codes = 'transfer'
+    c.ae.attention = True        # texar's AttentionRNNDecoder over the encoder's outputs
+    c.ctrl_gen.lambda_u = 0.0    # texar's classifier sees real sentences only
     c.ae.latent_dim = 128
     v.beta = 0.0
     v.word_dropout = 0.0

@@ -116,6 +116,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.ae = a = ml_collections.ConfigDict()
   a.latent_dim = 32              # size of z (deterministic code for ae/dae, Gaussian for vae)
   a.bidirectional = False        # bi-LSTM encoder (summary = both directions' last states)
+  a.attention = False            # the LSTM decoder also attends over the encoder's states
+                                 # (texar's attentional autoencoder): ctrl_gen, codes
+                                 # 'transfer' only
   a.mask_prob = 0.0              # dae: probability of replacing a word with <mask>
   a.drop_prob = 0.0              # dae: probability of deleting a word
   a.shuffle_k = 0                # dae: local shuffle, no word moves more than k places (0: off)

@@ -31,6 +31,9 @@ parameters serves teacher forcing and step-by-step decoding:
 
 `cond` is an optional float [batch, C] condition vector (a VAE latent, a label
 embedding, any vector a user passes); a decoder built without conditioning ignores it.
+Decoders that read more than a vector take a dict of arrays with a leading batch axis
+(`D2TModel`'s encoded source; an attending `LSTMDecoder`'s {'vector', 'memory',
+'memory_mask'}): the samplers treat `cond` as a pytree.
 Methods are called by name through `module.apply(variables, ..., method='step')`, so
 the caller needs no import of the decoder's class.
 """
@@ -49,15 +52,18 @@ DECODERS = ('lstm', 'transformer')
 def make(kind: str, *, vocab_size: int, emb_dim: int, hidden_size: int, num_layers: int,
          dropout: float, dtype: Any, conditional: bool = False, num_heads: int = 4,
          mlp_dim: int = 1024, positions: str = 'learned', max_positions: int = 512,
-         cln_hidden: int = 0) -> nn.Module:
+         cln_hidden: int = 0, attention: bool = False) -> nn.Module:
   """A decoder by name. `conditional`: the decoder reads a condition vector (LSTM:
   into its initial state and every input step, He et al. 2019; Transformer: into
-  every LayerNorm, through `ConditionalLayerNorm`)."""
+  every LayerNorm, through `ConditionalLayerNorm`). `attention` (LSTM only): it also
+  attends over the memory of a dict condition."""
+  if attention and kind != 'lstm':
+    raise ValueError(f'attention over an encoder memory needs the lstm decoder, not {kind!r}')
   if kind == 'lstm':
     from jaxtextgen.models.lstm import LSTMDecoder  # pylint: disable=g-import-not-at-top
     return LSTMDecoder(vocab_size=vocab_size, emb_dim=emb_dim, hidden_size=hidden_size,
                        num_layers=num_layers, dropout=dropout, cond_to_state=conditional,
-                       cond_to_input=conditional, dtype=dtype)
+                       cond_to_input=conditional, attention=attention, dtype=dtype)
   if kind == 'transformer':
     from jaxtextgen.models.transformer import TransformerDecoder  # pylint: disable=g-import-not-at-top
     if hidden_size % num_heads:

@@ -37,17 +37,23 @@ class LatentEncoder(nn.Module):
   variational: bool = True
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False, state=None):
+  def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False, state=None,
+               memory: bool = False):
     """tokens int32 [batch, time] (or token distributions [batch, time, V]), mask
     [batch, time] -> (mean float32 [batch, Z], logvar float32 [batch, Z] or None when not
-    variational). `state`: the LSTM's initial state (`LSTMEncoder`)."""
-    summary = self.lstm(tokens, mask, train=train, state=state)
+    variational). `state`: the LSTM's initial state (`LSTMEncoder`). `memory`: a third
+    output, {'memory': the LSTM's states [batch, time, H], 'memory_mask': mask}, what an
+    attending decoder reads (`LSTMDecoder`'s `attention`)."""
+    summary = self.lstm(tokens, mask, train=train, state=state, return_states=memory)
+    if memory:
+      summary, states = summary
     dense = lambda name: nn.Dense(self.latent_dim, dtype=self.lstm.dtype, name=name)
     mean = dense('mean')(summary).astype(jnp.float32)
     chex.assert_shape(mean, (tokens.shape[0], self.latent_dim))
-    if not self.variational:
-      return mean, None
-    return mean, dense('logvar')(summary).astype(jnp.float32)
+    logvar = dense('logvar')(summary).astype(jnp.float32) if self.variational else None
+    if memory:
+      return mean, logvar, {'memory': states, 'memory_mask': mask}
+    return mean, logvar
 
 
 def reparameterize(eps: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:

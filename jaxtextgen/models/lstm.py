@@ -19,6 +19,15 @@ The decoder implements the decoder protocol (`models.decoder`): the same paramet
 serve teacher forcing (`__call__`, `token_nll`) and step-by-step decoding (`init_cache`,
 `step`), so a sampler, a Gumbel-softmax generator or Monte-Carlo rollouts all run the
 very model that was trained.
+
+With `attention`, the decoder also reads a memory (an encoder's states, texar's
+attentional autoencoder of `ctrl_gen_yelp:texar`): its condition is then a dict
+{'vector': [batch, C], 'memory': [batch, M, D], 'memory_mask': [batch, M]} (a plain
+array is a condition without memory). The attention is Luong's "general" read-out
+without input feeding, as texar's `cell_input_fn=lambda inputs, attention: inputs`:
+the LSTM runs as before, and each top state h_t becomes o_t = tanh(W [h_t; c_t]), c_t
+the softmax(h_t W_a m^T)-weighted memory, before the output layer. The recurrence is
+untouched, so teacher forcing keeps its hand-written gradients.
 """
 
 from __future__ import annotations
@@ -223,6 +232,7 @@ class LSTMDecoder(nn.Module):
     cond_to_state: a conditioning vector initialises every layer's (c, h) via a Dense.
     cond_to_input: a conditioning vector is concatenated to every input step
       (implemented as a per-sequence gate bias, see module docstring).
+    attention: the top states attend over the condition's memory (module docstring).
     dtype: compute dtype.
   """
   vocab_size: int
@@ -232,6 +242,7 @@ class LSTMDecoder(nn.Module):
   dropout: float = 0.0
   cond_to_state: bool = False
   cond_to_input: bool = False
+  attention: bool = False
   dtype: Any = jnp.float32
   unroll: int = 1
 
@@ -248,6 +259,11 @@ class LSTMDecoder(nn.Module):
     if self.cond_to_input:
       # Only the first layer sees the input; deeper layers get no bias.
       self.cond_gates = nn.Dense(4 * h, use_bias=False, dtype=self.dtype)
+    if self.attention:
+      # o_t = tanh(W [h_t; c_t] + b), W split into its h and c halves
+      self.attn_key = nn.Dense(h, use_bias=False, dtype=self.dtype)
+      self.attn_state = nn.Dense(h, dtype=self.dtype)
+      self.attn_context = nn.Dense(h, use_bias=False, dtype=self.dtype)
 
   # --- the decoder protocol ---------------------------------------------------------
   def embed(self, tokens: jax.Array) -> jax.Array:
@@ -262,6 +278,7 @@ class LSTMDecoder(nn.Module):
     """Zero state, or a state computed from cond [batch, C] when cond_to_state. `length`
     (the Transformer's cache size) is not needed: an LSTM's state has none."""
     del length
+    cond = _vector(cond)
     if cond is None or not self.cond_to_state:
       return self.lstm.zero_state(batch)
     flat = jnp.tanh(self.cond_state(cond.astype(self.dtype)))
@@ -306,10 +323,12 @@ class LSTMDecoder(nn.Module):
     x = self.embed(inputs) if inputs.ndim == 1 else inputs.astype(self.dtype)
     x = self.drop(x, deterministic=not train)
     h, cache = self.lstm.step(x, cache, self._gate_bias(cond), train=train)
+    h = self._attend(h[:, None], cond)[:, 0]
     return self.out(self.drop(h, deterministic=not train)), cache
 
   # --- internals --------------------------------------------------------------------
-  def _gate_bias(self, cond: jax.Array | None):
+  def _gate_bias(self, cond):
+    cond = _vector(cond)
     if cond is None or not self.cond_to_input:
       return None
     first = self.cond_gates(cond.astype(self.dtype))
@@ -322,7 +341,27 @@ class LSTMDecoder(nn.Module):
     x = self.drop(x, deterministic=not train)
     h, _ = self.lstm(x, self.init_cache(inputs.shape[0], cond), self._gate_bias(cond),
                      train=train)
-    return h
+    return self._attend(h, cond)
+
+  def _attend(self, h: jax.Array, cond):
+    """Top states [batch, T, H] -> the attention read-out o_t (module docstring), or h
+    itself without `attention`. A condition without memory reads a zero context."""
+    if not self.attention:
+      return h
+    o = self.attn_state(h)
+    if isinstance(cond, dict) and 'memory' in cond:
+      memory = cond['memory'].astype(self.dtype)
+      mask = cond['memory_mask'] > 0
+      scores = jnp.einsum('bth,bmh->btm', h, self.attn_key(memory)).astype(jnp.float32)
+      scores = jnp.where(mask[:, None, :], scores, -1e9)
+      weights = jax.nn.softmax(scores, -1) * mask.any(-1)[:, None, None]
+      o = o + self.attn_context(jnp.einsum('btm,bmd->btd', weights.astype(self.dtype), memory))
+    return jnp.tanh(o)
+
+
+def _vector(cond):
+  """The condition vector of a decoder's condition (a dict with memory, or the vector)."""
+  return cond.get('vector') if isinstance(cond, dict) else cond
 
 
 class LSTMEncoder(nn.Module):
@@ -340,11 +379,13 @@ class LSTMEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array, mask: jax.Array, *, train: bool = False,
-               state: LSTMState | None = None):
+               state: LSTMState | None = None, return_states: bool = False):
     """tokens int32 [batch, time] (or float [batch, time, V] token distributions, read
     as their expected embeddings: Gumbel-softmax sentences), mask [batch, time] ->
     [batch, H or 2H] summary. `state`: the forward direction's initial (c, h) (e.g. from
-    a style label, Shen et al. 2017), zeros by default."""
+    a style label, Shen et al. 2017), zeros by default. `return_states`: also the
+    states at every position [batch, time, H or 2H] (an attention memory; each
+    direction's state after reading up to that token, padding positions arbitrary)."""
     embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=nn.initializers.normal(0.1))
     if jnp.issubdtype(tokens.dtype, jnp.integer):
       x = embed(tokens)
@@ -353,7 +394,7 @@ class LSTMEncoder(nn.Module):
     x = nn.Dropout(self.dropout)(x.astype(self.dtype), deterministic=not train)
     m = mask.astype(bool)
     last = jnp.maximum(m.sum(axis=1) - 1, 0)[:, None, None]
-    outs = []
+    outs, states = [], []
     directions = ('fwd', 'bwd') if self.bidirectional else ('fwd',)
     for direction in directions:
       layer = LSTMLayers(self.hidden_size, 1, 0.0, self.dtype, name=f'lstm_{direction}')
@@ -363,7 +404,9 @@ class LSTMEncoder(nn.Module):
       start = state if state is not None and direction == 'fwd' else layer.zero_state(x.shape[0])
       hs, _ = layer(xs, start, None, train=train)
       outs.append(jnp.take_along_axis(hs, last, axis=1)[:, 0])
-    return jnp.concatenate(outs, axis=-1)
+      states.append(hs if direction == 'fwd' else _reverse_within_length(hs, m))
+    summary = jnp.concatenate(outs, axis=-1)
+    return (summary, jnp.concatenate(states, axis=-1)) if return_states else summary
 
 
 def _reverse_within_length(x: jax.Array, mask: jax.Array) -> jax.Array:

@@ -59,6 +59,12 @@ def categorical(key: jax.Array, logits: jax.Array) -> jax.Array:
   return (b * k + jnp.minimum(j, _last_nonzero(within))).astype(jnp.int32)
 
 
+def rows(cond) -> int:
+  """The batch size of a decoder condition: an array [n, C] or a pytree of arrays with a
+  leading batch axis (`models.decoder`)."""
+  return jax.tree.leaves(cond)[0].shape[0]
+
+
 def _last_nonzero(x: jax.Array) -> jax.Array:
   """Index of the last positive entry along the last axis."""
   return x.shape[-1] - 1 - jnp.argmax((x > 0)[..., ::-1], -1)

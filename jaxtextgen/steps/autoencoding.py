@@ -28,7 +28,7 @@ import numpy as np
 from jaxtextgen.metrics import device_bleu
 from jaxtextgen.models.latent import LatentEncoder
 from jaxtextgen.models.lstm import LSTMEncoder
-from jaxtextgen.models.sampler import sample as sample_tokens
+from jaxtextgen.models.sampler import rows, sample as sample_tokens
 from jaxtextgen.steps import common
 from jaxtextgen.steps.common import (TrainState, compute_dtype, global_sum, load_params,
                                      make_optimizer, shift_right)
@@ -48,8 +48,9 @@ def make_encoder(config, *, variational: bool) -> LatentEncoder:
 
 def make_decoder(config):
   """The lm decoder conditioned on z: the LSTM's initial state and every input (He et
-  al. 2019), or every LayerNorm of the Transformer."""
-  return common.make_decoder(config, conditional=True)
+  al. 2019), or every LayerNorm of the Transformer; with config.ae.attention the LSTM
+  also attends over the encoder's states (`encode(..., memory=True)`)."""
+  return common.make_decoder(config, conditional=True, attention=config.ae.attention)
 
 
 def is_variational(encoder_params) -> bool:
@@ -57,13 +58,23 @@ def is_variational(encoder_params) -> bool:
 
 
 def init(rng: jax.Array, config, sample_batch, *, variational: bool,
-         code_dim: int = 0) -> TrainState:
+         code_dim: int = 0, attention_ok: bool = False) -> TrainState:
   """Encoder and decoder params and one optimizer each; `sample_batch` fixes shapes.
-  `code_dim`: the decoder reads [z, code] with a code of this size (`vae.latent_condition`)."""
+  `code_dim`: the decoder reads [z, code] with a code of this size (`vae.latent_condition`).
+  `attention_ok`: the algorithm feeds the encoder's states to an attending decoder
+  (config.ae.attention); the others refuse it."""
+  if config.ae.attention and not (attention_ok and config.model.decoder == 'lstm'):
+    raise ValueError(f'config.ae.attention=True: only ctrl_gen with ctrl_gen.codes='
+                     f"'transfer' and the 'lstm' decoder attends over the encoder (got "
+                     f'{config.algorithm!r} with {config.model.decoder!r}); set '
+                     'config.ae.attention=False.')
   k_enc, k_dec = jax.random.split(rng)
   tokens, mask = jnp.asarray(sample_batch['tokens']), jnp.asarray(sample_batch['mask'])
-  enc = make_encoder(config, variational=variational).init(k_enc, tokens, mask)['params']
+  encoder = make_encoder(config, variational=variational)
+  enc = encoder.init(k_enc, tokens, mask)['params']
   z = jnp.zeros((tokens.shape[0], config.ae.latent_dim + code_dim), jnp.float32)
+  if config.ae.attention:
+    z = {'vector': z, **encoder.apply({'params': enc}, tokens, mask, memory=True)[2]}
   dec = make_decoder(config).init(k_dec, shift_right(tokens, config.vocab.bos_id), z)['params']
   tx = {p: make_optimizer(config.optimizer, config.num_train_steps) for p in PLAYERS}
   return TrainState.create({'encoder': enc, 'decoder': dec}, tx)
@@ -103,11 +114,16 @@ def with_pretrained_encoder(params: dict, pretrained: dict, source: str) -> dict
 
 # --- forward pieces -------------------------------------------------------------------------------
 
-def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config, state=None):
+def encode(encoder_params, tokens: jax.Array, mask: jax.Array, *, config, state=None,
+           memory: bool = False):
   """(mean [batch, Z], logvar [batch, Z] or None for a deterministic encoder) of token ids
-  [batch, T] or token distributions [batch, T, V]; `state`: the LSTM's initial state."""
+  [batch, T] or token distributions [batch, T, V]; `state`: the LSTM's initial state.
+  `memory`: a third value, what an attending decoder reads ({'memory', 'memory_mask'},
+  `LatentEncoder`) with config.ae.attention, else None."""
   encoder = make_encoder(config, variational=is_variational(encoder_params))
-  return encoder.apply({'params': encoder_params}, tokens, mask, state=state)
+  attend = memory and config.ae.attention
+  out = encoder.apply({'params': encoder_params}, tokens, mask, state=state, memory=attend)
+  return out if attend or not memory else (*out, None)
 
 
 def sentence_nll(decoder_params, z: jax.Array, inputs: jax.Array, targets: jax.Array,
@@ -218,7 +234,7 @@ def decode_greedy(state: TrainState, z: jax.Array, length: int, *, config):
   """Argmax decoding from codes z [n, Z]: a `sampler.Samples` of [n, length]."""
   v = config.vocab
   return sample_tokens(make_decoder(config), {'params': state.params['decoder']},
-                       jax.random.key(0), batch=z.shape[0], length=length, bos_id=v.bos_id,
+                       jax.random.key(0), batch=rows(z), length=length, bos_id=v.bos_id,
                        eos_id=v.eos_id, pad_id=v.pad_id, greedy=True, cond=z)
 
 

@@ -88,17 +88,19 @@ def compute_dtype(config):
   return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[config.model.dtype]
 
 
-def make_decoder(config, *, conditional: bool = False):
+def make_decoder(config, *, conditional: bool = False, attention: bool = False):
   """The decoder of config.model.decoder ('lstm' or 'transformer'), sized by config.model,
   with the vocabulary of config.vocab; `conditional`: it reads a condition vector (a VAE
   latent, a label embedding) through its state and inputs (LSTM) or every LayerNorm
-  (Transformer). Any decoder implements the protocol of `models.decoder`."""
+  (Transformer); `attention`: the LSTM also attends over a memory in its condition. Any
+  decoder implements the protocol of `models.decoder`."""
   m = config.model
   return decoder_lib.make(
       m.decoder, vocab_size=config.vocab.size, emb_dim=m.emb_dim, hidden_size=m.hidden_size,
       num_layers=m.num_layers, dropout=m.dropout, dtype=compute_dtype(config),
       conditional=conditional, num_heads=m.num_heads, mlp_dim=m.mlp_dim,
-      positions=m.positions, max_positions=m.max_positions, cln_hidden=m.cln_hidden)
+      positions=m.positions, max_positions=m.max_positions, cln_hidden=m.cln_hidden,
+      attention=attention)
 
 
 def shift_right(tokens: jax.Array, bos_id: int) -> jax.Array:

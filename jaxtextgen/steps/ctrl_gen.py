@@ -96,10 +96,17 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
                      f'got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, {cg.entropy_beta}')
   if cg.codes not in CODES:
     raise ValueError(f'config.ctrl_gen.codes={cg.codes!r}: expected one of {CODES}')
+  if config.ae.attention and (cg.codes != 'transfer' or cg.lambda_u or config.vae.iw_samples
+                              or config.eval.bleu):
+    raise ValueError("config.ae.attention=True decodes from a real sentence's encoder states, "
+                     "so it needs ctrl_gen.codes='transfer' and nothing that decodes from the "
+                     f'prior: got codes={cg.codes!r}, ctrl_gen.lambda_u={cg.lambda_u}, '
+                     f'vae.iw_samples={config.vae.iw_samples}, eval.bleu={config.eval.bleu}; '
+                     'set the last three to 0 / False (configs/ctrl_gen_yelp.py:texar).')
   adversarial.check_config(config)
   transfer_lib.check_config(config)
   k_vae, k_cls = jax.random.split(rng)
-  state = vae.init(k_vae, config, sample_batch, code_dim=c)
+  state = vae.init(k_vae, config, sample_batch, code_dim=c, attention_ok=True)
   cls = classifier.init(k_cls, config, sample_batch).params['classifier']
   return TrainState.create({**state.params, 'classifier': cls},
                            {**state.tx, 'classifier': adversarial.discriminator_optimizer(config)})
@@ -151,17 +158,18 @@ def vae_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None
 
 
 def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Array,
-                     rng: jax.Array, beta, *, config):
+                     rng: jax.Array, beta, *, config, memory: dict | None = None):
   """(L_attr,c, L_attr,z, accuracy of q_D on the soft sentences) of the decoder's Gumbel-
   softmax sentences G~(z, c) at inverse temperature beta; differentiable in
   `decoder_params` only (the classifier and the encoder are read from `state`). With
-  ctrl_gen.codes 'transfer', L_attr,z is the density at unit variance."""
+  ctrl_gen.codes 'transfer', L_attr,z is the density at unit variance; `memory`: the
+  source sentences' encoder states, for an attending decoder (config.ae.attention)."""
   v, g = config.vocab, config.gan
   soft = relaxed_sample(autoencoding.make_decoder(config), {'params': decoder_params}, rng,
                         batch=z.shape[0], length=config.data.max_len, bos_id=v.bos_id,
                         eos_id=v.eos_id, pad_id=v.pad_id, gumbel=True,
                         inverse_temperature=beta, hard=g.gumbel_hard,
-                        cond=vae.latent_condition(z, {'code': one_hot(c, config)}))
+                        cond=vae.latent_condition(z, {'code': one_hot(c, config)}, memory))
   frozen = jax.lax.stop_gradient(state.params)
   logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config)
   attr_c = optax.softmax_cross_entropy_with_integer_labels(logits, c).mean()
@@ -184,16 +192,17 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
   grads, metrics = vae.elbo_grads(state, {**batch, 'code': code}, k_vae, config=config,
                                   axis_name=axis_name)
   beta = adversarial.gumbel_beta(state.step, config)
+  memory = None
   if cg.codes == 'transfer':
-    z, _ = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=config)
-    z = jax.lax.stop_gradient(z)
+    z, _, memory = jax.lax.stop_gradient(encode(state.params['encoder'], batch['tokens'],
+                                                batch['mask'], config=config, memory=True))
     c = other_codes(k_prior, jnp.argmax(code, -1), config=config, axis_name=axis_name)
   else:
     z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
 
   def loss_fn(decoder_params):
     attr_c, attr_z, acc = attribute_losses(decoder_params, state, z, c, k_soft, beta,
-                                           config=config)
+                                           config=config, memory=memory)
     return cg.lambda_c * attr_c + cg.lambda_z * attr_z, {'attr_c': attr_c, 'attr_z': attr_z,
                                                          'attr_acc': acc}
 
@@ -214,10 +223,11 @@ def min_entropy_loss(logits: jax.Array, labels: jax.Array, beta) -> jax.Array:
 def classifier_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None,
                     unsupervised: bool = True):
   """One classifier update on L_s (+ lambda_u * L_u on fresh temperature-1 sentences of
-  the decoder when `unsupervised`). Returns (state, {'loss', 'sup_loss', 'acc'
-  (on the labelled real sentences) and 'unsup_loss', 'entropy', 'fake_acc'})."""
+  the decoder when `unsupervised` and lambda_u > 0). Returns (state, {'loss', 'sup_loss',
+  'acc' (on the labelled real sentences) and 'unsup_loss', 'entropy', 'fake_acc'})."""
   k_prior, k_sample, k_real, k_fake = jax.random.split(rng, 4)
   cg, v = config.ctrl_gen, config.vocab
+  unsupervised = unsupervised and cg.lambda_u > 0
   labelled = batch['weight'] * (batch['label'] >= 0)
   count = jnp.maximum(global_sum(labelled.sum(), axis_name), 1.0)
   labels = jnp.maximum(batch['label'], 0)
@@ -298,7 +308,12 @@ def finalize_eval(sums: dict) -> dict:
 def generate(state: TrainState, rng: jax.Array, labels: jax.Array, *, config,
              knobs: str = 'transfer') -> jax.Array:
   """Sentences int32 [n, max_len] from z ~ N(0, I) and the codes of `labels` [n]: decoded as
-  config.transfer.decode says (knobs='transfer'), or with config.sample's knobs."""
+  config.transfer.decode says (knobs='transfer'), or with config.sample's knobs. A
+  decoder that attends over a source sentence (config.ae.attention) has no prior."""
+  if config.ae.attention:
+    raise ValueError('this ctrl_gen model (config.ae.attention=True) decodes from a source '
+                     "sentence's encoder states and has no prior to sample: use "
+                     '--mode=transfer --input=FILE --to_label=L.')
   k_z, k_tok = jax.random.split(rng)
   z = jax.random.normal(k_z, (labels.shape[0], config.ae.latent_dim))
   cond = vae.latent_condition(z, {'code': one_hot(labels, config)})
@@ -323,18 +338,18 @@ def transfer(state: TrainState, tokens: jax.Array, mask: jax.Array, to_labels: j
   """Each sentence decoded from z = its posterior mean and the code of `to_labels`:
   int32 [n, max_len] (`steps.transfer`; the source class is not needed)."""
   del from_labels
-  mean, _ = encode(state.params['encoder'], tokens, mask, config=config)
-  cond = vae.latent_condition(mean, {'code': one_hot(to_labels, config)})
+  mean, _, memory = encode(state.params['encoder'], tokens, mask, config=config, memory=True)
+  cond = vae.latent_condition(mean, {'code': one_hot(to_labels, config)}, memory)
   return transfer_lib.decode(autoencoding.make_decoder(config), state.params['decoder'], cond,
                              config=config)
 
 
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
-  """judge_acc of eval.judge_samples prior sentences per class (with config.eval.judge),
-  and the transfer metrics of the eval split (`steps.transfer.evaluate_transfer`)."""
+  """judge_acc of eval.judge_samples prior sentences per class (with config.eval.judge;
+  none with config.ae.attention, which has no prior), and the transfer metrics of the eval split (`steps.transfer.evaluate_transfer`)."""
   out = {}
   n = config.eval.judge_samples
-  if config.eval.judge and n > 0:
+  if config.eval.judge and n > 0 and not config.ae.attention:
     labels = np.repeat(np.arange(_num_classes(config), dtype=np.int32), n)
     tokens = jax.jit(lambda s, k, l: generate(s, k, l, config=config))(state, rng, labels)
     texts = [data.vocab.decode(row) for row in np.asarray(tokens)]

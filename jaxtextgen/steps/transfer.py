@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtextgen.models.sampler import beam_search, sample as sample_tokens
+from jaxtextgen.models.sampler import beam_search, rows, sample as sample_tokens
 from jaxtextgen.steps import classifier
 from jaxtextgen.steps.common import in_chunks, load_run
 
@@ -57,7 +57,7 @@ def decode(decoder, decoder_params, cond: jax.Array, rng: jax.Array | None = Non
   transfer.beam_size and length_penalty), or config.sample's sampling (key `rng`)."""
   v, s, t = config.vocab, config.sample, config.transfer
   if t.decode == 'beam':
-    return beam_search(decoder, {'params': decoder_params}, batch=cond.shape[0],
+    return beam_search(decoder, {'params': decoder_params}, batch=rows(cond),
                        beam=t.beam_size, length=config.data.max_len, bos_id=v.bos_id,
                        eos_id=v.eos_id, pad_id=v.pad_id, cond=cond,
                        length_penalty=t.length_penalty)[0]
@@ -65,7 +65,7 @@ def decode(decoder, decoder_params, cond: jax.Array, rng: jax.Array | None = Non
   if config.transfer.decode == 'sample':
     knobs = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, greedy=s.greedy)
   rng = jax.random.key(0) if rng is None else rng
-  return sample_tokens(decoder, {'params': decoder_params}, rng, batch=cond.shape[0],
+  return sample_tokens(decoder, {'params': decoder_params}, rng, batch=rows(cond),
                        length=config.data.max_len, bos_id=v.bos_id, eos_id=v.eos_id,
                        pad_id=v.pad_id, cond=cond, **knobs).tokens
 

@@ -71,7 +71,8 @@ homotopy = autoencoding.homotopy
 sample_outputs = latent_outputs.sample_outputs  # --mode=sample: reconstructions, ...
 
 
-def init(rng: jax.Array, config, sample_batch, *, code_dim: int = 0) -> TrainState:
+def init(rng: jax.Array, config, sample_batch, *, code_dim: int = 0,
+         attention_ok: bool = False) -> TrainState:
   """Players 'encoder' (Gaussian head) and 'decoder' (reading [z, code] with a code of
   `code_dim`, `latent_condition`). With config.vae.encoder_init, the encoder's LSTM and
   mean head come from that ae run's latest checkpoint and the decoder starts fresh (Li
@@ -88,7 +89,8 @@ def init(rng: jax.Array, config, sample_batch, *, code_dim: int = 0) -> TrainSta
   if config.vae.word_dropout and config.vocab.unk_id < 0:
     raise ValueError('config.vae.word_dropout needs an <unk> token, and this vocabulary has '
                      'none (the synthetic oracle); set config.vae.word_dropout=0.')
-  state = autoencoding.init(rng, config, sample_batch, variational=True, code_dim=code_dim)
+  state = autoencoding.init(rng, config, sample_batch, variational=True, code_dim=code_dim,
+                            attention_ok=attention_ok)
   if config.vae.encoder_init:
     path = config.vae.encoder_init
     enc = autoencoding.with_pretrained_encoder(
@@ -112,13 +114,14 @@ def kl_weight(step, config) -> jax.Array:
   return v.beta * w
 
 
-def latent_condition(z: jax.Array, batch) -> jax.Array:
+def latent_condition(z: jax.Array, batch, memory: dict | None = None):
   """What the decoder reads: z [batch, Z], or [z, batch['code']] when the batch carries an
   attribute code [batch, C] (`ctrl_gen`'s one-hot c: batches are dicts that conditional
-  models add fields to)."""
-  if 'code' not in batch:
-    return z
-  return jnp.concatenate([z, batch['code'].astype(z.dtype)], axis=-1)
+  models add fields to); with the encoder's `memory` (config.ae.attention,
+  `autoencoding.encode`), the dict {'vector': that, 'memory', 'memory_mask'}."""
+  if 'code' in batch:
+    z = jnp.concatenate([z, batch['code'].astype(z.dtype)], axis=-1)
+  return z if memory is None else {'vector': z, **memory}
 
 
 def decoder_inputs(rng: jax.Array | None, batch, *, config, axis_name=None) -> jax.Array:
@@ -160,9 +163,9 @@ def elbo_grads(state: TrainState, batch, rng: jax.Array, *, config, axis_name=No
   free_bits = config.vae.free_bits
 
   def loss_fn(params):
-    mean, logvar = encode(params['encoder'], tokens, mask, config=config)
+    mean, logvar, memory = encode(params['encoder'], tokens, mask, config=config, memory=True)
     rec = sentence_nll(params['decoder'], latent_condition(reparameterize(eps, mean, logvar),
-                                                           batch), inputs, tokens,
+                                                           batch, memory), inputs, tokens,
                        mask, config=config, train=True,
                        rng=autoencoding.dropout_key(k_drop, axis_name))
     kl = kl_gaussian(mean, logvar) * weight[:, None]
@@ -236,9 +239,10 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
   `finalize_eval` derives the metrics of the module docstring."""
   tokens, mask, weight = batch['tokens'], batch['mask'], batch['weight']
   k_z, k_iw = jax.random.split(rng)
-  mean, logvar = encode(state.params['encoder'], tokens, mask, config=config)
+  mean, logvar, memory = encode(state.params['encoder'], tokens, mask, config=config,
+                                memory=True)
   z = reparameterize(jax.random.normal(k_z, mean.shape), mean, logvar)
-  rec = sentence_nll(state.params['decoder'], latent_condition(z, batch),
+  rec = sentence_nll(state.params['decoder'], latent_condition(z, batch, memory),
                      decoder_inputs(None, batch, config=config), tokens, mask, config=config)
   real = weight > 0
   sums = {'sentences': weight.sum(), 'tokens': mask.sum(), 'rec_nll_sum': rec.sum(),
@@ -246,7 +250,7 @@ def eval_step(state: TrainState, batch, rng: jax.Array, *, config) -> dict:
           'per_example': {'mean': mean, 'logvar': logvar, 'z': z},
           'mu_sum': (mean * weight[:, None]).sum(0),          # [Z]: for active units
           'mu_sq_sum': (mean ** 2 * weight[:, None]).sum(0),  # [Z]
-          **autoencoding.greedy_bleu_sums(state, latent_condition(mean, batch), batch,
+          **autoencoding.greedy_bleu_sums(state, latent_condition(mean, batch, memory), batch,
                                           config=config)}
   if config.vae.iw_samples:
     log_px = iw_log_marginal(state, batch, k_iw, mean, logvar, config=config)

@@ -232,3 +232,48 @@ def test_decoder_equals_a_float64_numpy_lstm():
     x = np.stack(hs, 1)
   want = x @ p['out']['kernel'] + p['out']['bias']
   np.testing.assert_allclose(dec.apply(variables, toks), want, rtol=2e-5, atol=2e-5)
+
+
+def _attending(bidirectional=False):
+  """An attending decoder and a dict condition whose memory comes from an encoder."""
+  dec = LSTMDecoder(vocab_size=V, emb_dim=8, hidden_size=16, cond_to_state=True,
+                    cond_to_input=True, attention=True)
+  enc = LSTMEncoder(vocab_size=V, emb_dim=8, hidden_size=6, bidirectional=bidirectional)
+  src = jax.random.randint(jax.random.key(3), (3, 5), 0, V)
+  src_mask = jnp.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], jnp.float32)
+  ev = enc.init(jax.random.key(4), src, src_mask)
+  _, states = enc.apply(ev, src, src_mask, return_states=True)
+  cond = {'vector': jax.random.normal(jax.random.key(1), (3, 5)), 'memory': states,
+          'memory_mask': src_mask}
+  toks = jax.random.randint(jax.random.key(0), (3, 7), 0, V)
+  return dec, dec.init(jax.random.key(2), toks, cond), toks, cond
+
+
+@pytest.mark.parametrize('bidirectional', [False, True])
+def test_attending_decoder_teacher_forced_equals_step_by_step(bidirectional):
+  dec, v, toks, cond = _attending(bidirectional)
+  full = dec.apply(v, toks, cond)
+  nll = dec.apply(v, toks, toks, cond, method='token_nll')
+  np.testing.assert_allclose(nll, -jnp.take_along_axis(jax.nn.log_softmax(full), toks[..., None],
+                                                       -1)[..., 0], atol=1e-5)
+  state = dec.apply(v, 3, cond, method='init_cache')
+  for t in range(toks.shape[1]):
+    logits, state = dec.apply(v, toks[:, t], state, cond, method='step')
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+
+
+def test_attention_reads_the_unmasked_memory_only_and_its_gradient_reaches_it():
+  dec, v, toks, cond = _attending()
+  base = dec.apply(v, toks, cond)
+  # Row 1 attends to its first 3 slots: what lies in the masked slots changes nothing.
+  junk = cond['memory'].at[1, 3:].set(100.0)
+  np.testing.assert_allclose(dec.apply(v, toks, {**cond, 'memory': junk})[1], base[1], atol=1e-5)
+  moved = cond['memory'].at[1, 0].add(1.0)
+  assert np.abs(dec.apply(v, toks, {**cond, 'memory': moved})[1] - base[1]).max() > 1e-4
+  g = jax.grad(lambda m: dec.apply(v, toks, toks, {**cond, 'memory': m},
+                                   method='token_nll').sum())(cond['memory'])
+  assert np.abs(g[1, :3]).min() > 0 and np.abs(g[1, 3:]).max() == 0
+  # Without memory (a plain vector, or a memory that is all masked) the context is zero.
+  empty = {**cond, 'memory_mask': jnp.zeros_like(cond['memory_mask'])}
+  np.testing.assert_allclose(dec.apply(v, toks, empty), dec.apply(v, toks, cond['vector']),
+                             atol=1e-6)

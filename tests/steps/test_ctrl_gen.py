@@ -136,6 +136,55 @@ def test_transfer_codes_train_on_real_sentences_moved_to_another_class():
     ctrl_gen.init(jax.random.key(0), _config(codes='posterior'), _batch())
 
 
+def _attending_config(**fields):
+  c = _config(codes='transfer', lambda_u=0.0, **fields)
+  c.ae.attention, c.vae.iw_samples = True, 0
+  return c
+
+
+def test_attending_decoder_reads_the_source_and_the_encoder_still_gets_l_vae_only():
+  """config.ae.attention (texar's attentional autoencoder): the decoder attends over the
+  encoder's states of the source sentence in L_VAE, in the soft sentences of the attribute
+  losses and in transfer; the attribute losses train the decoder's attention, never the
+  encoder; the classifier sees real sentences only."""
+  from jaxtextgen.steps.autoencoding import encode
+  c, batch, rng = _attending_config(), _batch(1), jax.random.key(3)
+  state = jax.jit(lambda k: ctrl_gen.init(k, c, _batch()))(jax.random.key(0))
+  assert {'attn_key', 'attn_state', 'attn_context'} <= set(state.params['decoder'])
+  step = lambda cfg: jax.device_get(jax.jit(functools.partial(
+      ctrl_gen.generator_step, config=cfg))(state, batch, rng))
+  (new, gm), (plain, _) = step(c), step(_attending_config(lambda_c=0.0, lambda_z=0.0))
+  jax.tree.map(np.testing.assert_array_equal, new.params['encoder'], plain.params['encoder'])
+  assert not _same(new.params['decoder']['attn_key'], plain.params['decoder']['attn_key'])
+  assert _same(new.params['classifier'], jax.device_get(state.params['classifier']))
+  assert all(np.isfinite(gm[k]) for k in ('attr_c', 'attr_z', 'rec_nll'))
+  # The attribute losses read the source: other memories, other losses.
+  z, _, memory = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=c,
+                        memory=True)
+  codes = 1 - ctrl_gen.real_codes(state, batch, config=c)
+  attr = lambda m: ctrl_gen.attribute_losses(state.params['decoder'], state, z, codes,
+                                             jax.random.key(2), 2.0, config=c, memory=m)[0]
+  assert abs(attr(memory) - attr({**memory, 'memory': memory['memory'] + 1.0})) > 1e-6
+  # No prior sentences anywhere: the classifier step draws none, sampling refuses.
+  _, dm = jax.jit(functools.partial(ctrl_gen.classifier_step, config=c))(state, batch, rng)
+  assert 'unsup_loss' not in dm and np.isfinite(dm['sup_loss'])
+  moved = ctrl_gen.transfer(state, batch['tokens'], batch['mask'], codes, 1 - codes, config=c)
+  assert moved.shape == (B, T)
+  with pytest.raises(ValueError, match=r'has no prior to sample: use --mode=transfer'):
+    ctrl_gen.sample(state, rng, 2, config=c, label=1)
+  for bad in (dict(codes='prior'), dict(lambda_u=0.1)):
+    cfg = _attending_config()
+    cfg.ctrl_gen.update(bad)
+    with pytest.raises(ValueError, match=r"needs ctrl_gen.codes='transfer' and nothing that"):
+      ctrl_gen.init(jax.random.key(0), cfg, _batch())
+  from jaxtextgen.steps import vae
+  cfg = _attending_config()
+  cfg.algorithm = 'vae'
+  with pytest.raises(ValueError, match=r'only ctrl_gen .* attends over the encoder .*'
+                     r"'vae' with 'lstm'.*config.ae.attention=False"):
+    vae.init(jax.random.key(0), cfg, _batch())
+
+
 def test_minimum_entropy_term_lowers_the_loss_of_confident_predictions():
   logits = np.array([[2.0, -1.0], [0.1, 0.0], [-3.0, 3.0]])
   labels = np.array([0, 0, 1])
