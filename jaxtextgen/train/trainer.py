@@ -205,7 +205,7 @@ class Run:
 
 # What a checkpoint was built for: differences here make it another model or other data.
 _STRICT = ('algorithm', 'seed', 'model.', 'vocab.', 'ae.latent_dim', 'ae.bidirectional',
-           'classifier.encoder', 'classifier.emb_dim', 'classifier.filter_sizes',
+           'ae.attention', 'classifier.encoder', 'classifier.emb_dim', 'classifier.filter_sizes',
            'classifier.num_filters', 'classifier.hidden_size', 'data.corpus', 'data.tokenizer',
            'data.min_count', 'data.max_vocab', 'data.num_classes', 'data.train_split',
            'data.label_fraction', 'data.oracle_', 'data.provenance', 'd2t.planner', 'd2t.copy',
