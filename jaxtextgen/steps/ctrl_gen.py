@@ -346,7 +346,8 @@ def transfer(state: TrainState, tokens: jax.Array, mask: jax.Array, to_labels: j
 
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
   """judge_acc of eval.judge_samples prior sentences per class (with config.eval.judge;
-  none with config.ae.attention, which has no prior), and the transfer metrics of the eval split (`steps.transfer.evaluate_transfer`)."""
+  none with config.ae.attention, which has no prior), and the transfer metrics of the
+  eval split (`steps.transfer.evaluate_transfer`)."""
   out = {}
   n = config.eval.judge_samples
   if config.eval.judge and n > 0 and not config.ae.attention:

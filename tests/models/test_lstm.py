@@ -254,8 +254,8 @@ def test_attending_decoder_teacher_forced_equals_step_by_step(bidirectional):
   dec, v, toks, cond = _attending(bidirectional)
   full = dec.apply(v, toks, cond)
   nll = dec.apply(v, toks, toks, cond, method='token_nll')
-  np.testing.assert_allclose(nll, -jnp.take_along_axis(jax.nn.log_softmax(full), toks[..., None],
-                                                       -1)[..., 0], atol=1e-5)
+  log_p = jnp.take_along_axis(jax.nn.log_softmax(full), toks[..., None], -1)[..., 0]
+  np.testing.assert_allclose(nll, -log_p, atol=1e-5)
   state = dec.apply(v, 3, cond, method='init_cache')
   for t in range(toks.shape[1]):
     logits, state = dec.apply(v, toks[:, t], state, cond, method='step')
@@ -267,7 +267,8 @@ def test_attention_reads_the_unmasked_memory_only_and_its_gradient_reaches_it():
   base = dec.apply(v, toks, cond)
   # Row 1 attends to its first 3 slots: what lies in the masked slots changes nothing.
   junk = cond['memory'].at[1, 3:].set(100.0)
-  np.testing.assert_allclose(dec.apply(v, toks, {**cond, 'memory': junk})[1], base[1], atol=1e-5)
+  np.testing.assert_allclose(dec.apply(v, toks, {**cond, 'memory': junk})[1], base[1],
+                             atol=1e-5)
   moved = cond['memory'].at[1, 0].add(1.0)
   assert np.abs(dec.apply(v, toks, {**cond, 'memory': moved})[1] - base[1]).max() > 1e-4
   g = jax.grad(lambda m: dec.apply(v, toks, toks, {**cond, 'memory': m},
