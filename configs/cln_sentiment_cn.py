@@ -2,21 +2,23 @@
 sentiment corpus of bert4keras' CLN example (algorithm 'cln_lm', character level).
 
 Every character is a token (characters seen >= 2 times in train), sentences cut to 63
-characters + EOS in train and eval (max_len = max_eval_len = 64), 2 classes (0
-negative, 1 positive). The model and optimizer of configs/cln_yelp.py (width 192, 2
-blocks, 4 heads, feed-forward 768, dropout 0.1, label embedding 128; Adam 1e-3 with
-warm-up and cosine decay), batch 32, 3,000 steps (5.7 epochs). bert4keras starts from a pretrained BERT and trains on
-train + valid + test together; this model starts from scratch on train only, so its
-samples are a character LM's. Eval on sentiment.valid.data: NLL / PPL per character
-given the true and the flipped label, and on 500 temperature-1 samples per label:
-judge_acc (the classifier of configs/classifier_sentiment_cn.py), distinct-1/2,
-self-BLEU-2..4 (over characters).
+characters + EOS in train and eval (max_len = max_eval_len = 64), 2 classes (0 negative, 1
+positive). The model and optimizer of configs/cln_yelp.py (width 192, 2 blocks, 4 heads,
+feed-forward 768, dropout 0.1, label embedding 128; Adam 1e-3 with warm-up and cosine
+decay), batch 32, 3,000 steps (5.7 epochs). bert4keras starts from a pretrained BERT and
+trains on train + valid + test together; this model starts from scratch on train only, so
+its samples are a character LM's. Eval on sentiment.valid.data: NLL / PPL per character
+given the true and the flipped label, and on 500 samples per label drawn as bert4keras'
+example draws them (`random_sample(..., topk=5)`: config.sample.top_k = 5 and
+config.eval.judge_decode = 'sample'; --config.eval.judge_decode=model measures
+temperature-1 samples instead): judge_acc (the classifier of
+configs/classifier_sentiment_cn.py), distinct-1/2, self-BLEU-2..4 (over characters).
 
     python launch.py --config=configs/classifier_sentiment_cn.py --workdir=/tmp/runs/classifier_cn
     python launch.py --config=configs/cln_sentiment_cn.py --workdir=/tmp/runs/cln_cn \
       --config.eval.judge=/tmp/runs/classifier_cn
     python launch.py --config=configs/cln_sentiment_cn.py --workdir=/tmp/runs/cln_cn \
-      --mode=sample --config.sample.label=0 --config.sample.top_p=0.9
+      --mode=sample --config.sample.label=0
 
 Presets: 'smoke' (seconds). The corpus directory defaults to
 ../shared/data/cn_sentiment_bert4keras beside the repository (--config.data.corpus_dir=...).
@@ -46,6 +48,8 @@ def get_config(preset: str = ''):
   c.batch_size = 32
   c.num_train_steps = 3_000
   c.eval_every = 1_000
+  c.sample.top_k = 5             # bert4keras' RandomSentiment.generate(label, n, topk=5)
+  c.eval.judge_decode = 'sample'   # judge_acc of samples drawn like that
   if 'smoke' in presets:
     _YELP['smoke_cln'](c)
   return c

@@ -87,6 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
                                  # generated for each class (conditional models)
   e.judge_samples = 500          # conditional models: samples per class for judge_acc,
                                  # distinct-n and self-BLEU
+  e.judge_decode = 'model'       # cln_lm: how those samples are drawn: 'model' (temperature
+                                 # 1, the model's distribution) or 'sample' (config.sample's
+                                 # temperature / top_k / top_p / greedy, as --mode=sample)
   e.fluency_lm = ''              # workdir of a trained 'lm': transfer_ppl of transferred
                                  # sentences (ctrl_gen, cross_align)
 

@@ -24,8 +24,9 @@ Eval (config.eval, on the eval split and on fresh samples):
   distinct1, distinct2, self_bleu2..4     diversity of all samples (`metrics.diversity`,
                                           `metrics.bleu.self_bleu`)
 Metric samples are config.eval.judge_samples per class, drawn at temperature 1 from the
-model whatever config.sample says; --mode=sample uses config.sample (temperature, top-k,
-top-p, greedy) and config.sample.label.
+model (config.eval.judge_decode='model', the default) or, with judge_decode='sample', as
+--mode=sample draws them: config.sample's temperature / top-k / top-p / greedy.
+--mode=sample uses config.sample and config.sample.label.
 
     from jaxtextgen.steps import cln_lm
     state = cln_lm.init(rng, config, batch)
@@ -48,6 +49,7 @@ from jaxtextgen.steps.common import (TrainState, make_decoder, make_optimizer, s
                                      shift_right)
 
 SELF_BLEU_ORDERS = (2, 3, 4)
+JUDGE_DECODES = ('model', 'sample')
 
 
 def _num_classes(config) -> int:
@@ -74,6 +76,9 @@ def condition(params, labels: jax.Array, *, config) -> jax.Array:
 def init(rng: jax.Array, config, sample_batch) -> TrainState:
   """Decoder and label embedding, one optimizer; `sample_batch` fixes the shapes. (The
   judge of config.eval.judge is loaded at the first eval: init runs under jit.)"""
+  if config.eval.judge_decode not in JUDGE_DECODES:
+    raise ValueError(f'config.eval.judge_decode={config.eval.judge_decode!r}: use one of '
+                     f"{JUDGE_DECODES} ('sample' draws with config.sample's knobs)")
   k_dec, k_lab = jax.random.split(rng)
   tokens = jnp.asarray(sample_batch['tokens'])
   labels = jnp.zeros((tokens.shape[0],), jnp.int32)
@@ -151,14 +156,15 @@ def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | 
 
 
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
-  """Metrics of config.eval.judge_samples fresh samples per class, drawn at temperature 1:
-  judge_acc (with config.eval.judge), distinct-1/2 and self-BLEU-2..4 over all samples."""
+  """Metrics of config.eval.judge_samples fresh samples per class, drawn as
+  config.eval.judge_decode says: judge_acc (with config.eval.judge), distinct-1/2 and
+  self-BLEU-2..4 over all samples."""
   n, c = config.eval.judge_samples, _num_classes(config)
   if n <= 0:
     return {}
   labels = np.repeat(np.arange(c, dtype=np.int32), n)
   out = draw(state.params['generator'], rng, jnp.asarray(labels), config=config,
-             model_distribution=True)
+             model_distribution=config.eval.judge_decode == 'model')
   tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
   # Words of each sample: the emitted tokens before EOS.
   ids = [tuple(int(t) for t, m in zip(row, mrow) if m > 0 and t != config.vocab.eos_id)

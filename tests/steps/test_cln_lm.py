@@ -104,3 +104,28 @@ def test_unlabelled_config_is_one_clear_error():
   c.algorithm = 'cln_lm'
   with pytest.raises(ValueError, match='config.data.num_classes=0'):
     cln_lm.init(jax.random.key(0), c, padded_batch(0, 2, 5, 9, first_word=3, eos=2))
+
+
+def test_judge_decode_draws_the_metric_samples_as_mode_sample_does():
+  """eval.judge_decode='sample' draws the metric samples with config.sample's knobs:
+  greedy samples of a class are all one sentence (self-BLEU 1); 'model' draws at
+  temperature 1 (an untrained model's samples differ). An unknown value: one error."""
+  c = base_config()
+  c.algorithm = 'cln_lm'
+  c.data.num_classes, c.data.max_len = 2, 7
+  c.model.decoder, c.model.hidden_size, c.model.emb_dim = 'lstm', 8, 8
+  c.model.label_dim = 4
+  c.eval.judge_samples = 6
+  c.sample.greedy = True
+  with c.unlocked():
+    c.vocab.update(dict(size=13, bos_id=1, eos_id=2, pad_id=0))
+  batch = jax.tree.map(jnp.asarray, padded_batch(0, 4, 7, 13, first_word=3, eos=2))
+  state = cln_lm.init(jax.random.key(0), c, batch)
+  model = cln_lm.evaluate_samples(state, jax.random.key(1), config=c, data=None)
+  c.eval.judge_decode = 'sample'
+  greedy = cln_lm.evaluate_samples(state, jax.random.key(1), config=c, data=None)
+  assert greedy['self_bleu2'] == pytest.approx(1.0)
+  assert model['self_bleu2'] < 0.9 and model['distinct2'] > greedy['distinct2']
+  c.eval.judge_decode = 'top_p'
+  with pytest.raises(ValueError, match=r"config.eval.judge_decode='top_p': use one of"):
+    cln_lm.init(jax.random.key(0), c, batch)
