@@ -209,6 +209,10 @@ def base_config() -> ml_collections.ConfigDict:
                                  # z ~ N(0, I), c ~ p(c); 'transfer' (texar's simplified
                                  # variant): phase 'vae' with each sentence's own code, L_attr
                                  # on z = each real sentence's posterior mean, c = another class
+  cg.attr_to_encoder = False     # codes 'transfer': L_attr,c and L_attr,z also train the encoder
+                                 # through the real sentence's z (and attention memory), as
+                                 # texar's variant does (its g_vars hold the encoder); False:
+                                 # Hu et al.'s encoder, trained by L_VAE only
 
   # Style transfer by cross-alignment (algorithm 'cross_align', Shen et al. 2017). The two
   # discriminators over hidden states are config.gan.d_* (CNN sizes, dropout, optimizer).

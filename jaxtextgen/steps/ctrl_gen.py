@@ -28,7 +28,10 @@ Losses (means over sentences; z ~ N(0, I) and c ~ uniform for generated sentence
             prediction (minimum-entropy regularisation; Hu et al.'s eq. 7 maximises the
             negation)
 Who is updated by what:
-  encoder     L_VAE only (the attribute losses read the encoder, never train it)
+  encoder     L_VAE only (the attribute losses read the encoder, never train it); with
+              ctrl_gen.attr_to_encoder (codes 'transfer' only, texar's variant) also
+              lambda_c L_attr,c + lambda_z L_attr,z through the real sentence's z and
+              attention memory (the encoder reading the soft sentence stays a constant)
   decoder     L_VAE + ctrl_gen.lambda_c * L_attr,c + ctrl_gen.lambda_z * L_attr,z
   classifier  L_s + ctrl_gen.lambda_u * L_u (its parameters are constants of the
               generator's losses)
@@ -42,8 +45,9 @@ Wake-sleep schedule (`adversarial.gan_schedule`, lengths from config.gan at star
 Codes (config.ctrl_gen.codes): 'prior' is Hu et al.'s; 'transfer' is texar's simplified
 variant (texar-tf's text_style_transfer), an autoencoder trained to move sentences: phase
 'vae' decodes each sentence with its own code, and L_attr,c / L_attr,z read G~(z, c') for
-z = each real sentence's posterior mean (no gradient to the encoder) and c' another class
-than its own, with L_attr,z at unit variance (configs/ctrl_gen_yelp.py:texar).
+z = each real sentence's posterior mean (no gradient to the encoder unless
+ctrl_gen.attr_to_encoder) and c' another class than its own, with L_attr,z at unit
+variance (configs/ctrl_gen_yelp.py:texar).
 Semi-supervised: config.data.label_fraction keeps the labels of that fraction of train
 sentences; the others are unlabelled text (L_VAE with q_D's code, no L_s).
 
@@ -96,6 +100,10 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
                      f'got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, {cg.entropy_beta}')
   if cg.codes not in CODES:
     raise ValueError(f'config.ctrl_gen.codes={cg.codes!r}: expected one of {CODES}')
+  if cg.attr_to_encoder and cg.codes != 'transfer':
+    raise ValueError("config.ctrl_gen.attr_to_encoder=True trains the encoder through the real "
+                     "sentences' z that the attribute losses move, which needs "
+                     f"ctrl_gen.codes='transfer' (got {cg.codes!r}); with 'prior' z ~ N(0, I)")
   if config.ae.attention and (cg.codes != 'transfer' or cg.lambda_u or config.vae.iw_samples
                               or config.eval.bleu):
     raise ValueError("config.ae.attention=True decodes from a real sentence's encoder states, "
@@ -192,24 +200,31 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
   grads, metrics = vae.elbo_grads(state, {**batch, 'code': code}, k_vae, config=config,
                                   axis_name=axis_name)
   beta = adversarial.gumbel_beta(state.step, config)
-  memory = None
+  trained = ('decoder', 'encoder') if cg.attr_to_encoder else ('decoder',)
   if cg.codes == 'transfer':
-    z, _, memory = jax.lax.stop_gradient(encode(state.params['encoder'], batch['tokens'],
-                                                batch['mask'], config=config, memory=True))
     c = other_codes(k_prior, jnp.argmax(code, -1), config=config, axis_name=axis_name)
   else:
     z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
 
-  def loss_fn(decoder_params):
-    attr_c, attr_z, acc = attribute_losses(decoder_params, state, z, c, k_soft, beta,
+  def loss_fn(params):
+    if cg.codes == 'transfer':  # the real sentences' codes and states, moved to c
+      encoder = params.get('encoder', jax.lax.stop_gradient(state.params['encoder']))
+      source, _, memory = encode(encoder, batch['tokens'], batch['mask'], config=config,
+                                 memory=True)
+    else:
+      source, memory = z, None
+    attr_c, attr_z, acc = attribute_losses(params['decoder'], state, source, c, k_soft, beta,
                                            config=config, memory=memory)
     return cg.lambda_c * attr_c + cg.lambda_z * attr_z, {'attr_c': attr_c, 'attr_z': attr_z,
                                                          'attr_acc': acc}
 
-  attr_grads, aux = jax.grad(loss_fn, has_aux=True)(state.params['decoder'])
+  attr_grads, aux = jax.grad(loss_fn, has_aux=True)({k: state.params[k] for k in trained})
   attr_grads, aux = adversarial.pmean((attr_grads, aux), axis_name)
-  state = state.apply_gradients('encoder', grads['encoder'])
-  state = state.apply_gradients('decoder', jax.tree.map(jnp.add, grads['decoder'], attr_grads))
+  for player in autoencoding.PLAYERS:
+    g = grads[player]
+    if player in attr_grads:
+      g = jax.tree.map(jnp.add, g, attr_grads[player])
+    state = state.apply_gradients(player, g)
   return state, {**metrics, **aux, 'beta': beta}
 
 

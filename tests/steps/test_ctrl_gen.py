@@ -185,6 +185,31 @@ def test_attending_decoder_reads_the_source_and_the_encoder_still_gets_l_vae_onl
     vae.init(jax.random.key(0), cfg, _batch())
 
 
+def test_attr_to_encoder_adds_the_attribute_gradient_to_the_encoder_only():
+  """ctrl_gen.attr_to_encoder (texar's variant): L_attr,c also trains the encoder, through
+  the source's z and attention memory; the decoder's update is unchanged (same values),
+  and with lambda_c = lambda_z = 0 the encoder gets L_VAE's update alone. Hu et al.'s prior
+  codes have no source to train: one clear error."""
+  batch, rng = _batch(1), jax.random.key(3)
+  state = jax.jit(lambda k: ctrl_gen.init(k, _attending_config(), _batch()))(
+      jax.random.key(0))
+
+  def step(**fields):
+    cfg = _attending_config(**fields)
+    return jax.device_get(jax.jit(functools.partial(
+        ctrl_gen.generator_step, config=cfg))(state, batch, rng))[0].params
+
+  hu, texar = step(), step(attr_to_encoder=True)
+  assert not _same(texar['encoder'], hu['encoder'])
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7),
+               texar['decoder'], hu['decoder'])
+  jax.tree.map(np.testing.assert_array_equal,
+               step(attr_to_encoder=True, lambda_c=0.0, lambda_z=0.0)['encoder'],
+               step(lambda_c=0.0, lambda_z=0.0)['encoder'])
+  with pytest.raises(ValueError, match=r"attr_to_encoder=True .* needs ctrl_gen.codes='transfer'"):
+    ctrl_gen.init(jax.random.key(0), _config(attr_to_encoder=True), _batch())
+
+
 def test_minimum_entropy_term_lowers_the_loss_of_confident_predictions():
   logits = np.array([[2.0, -1.0], [0.1, 0.0], [-3.0, 3.0]])
   labels = np.array([0, 0, 1])
