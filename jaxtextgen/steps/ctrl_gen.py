@@ -207,8 +207,9 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
     z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
 
   def loss_fn(params):
-    if cg.codes == 'transfer':  # the real sentences' codes and states, moved to c
-      encoder = params.get('encoder', jax.lax.stop_gradient(state.params['encoder']))
+    if cg.codes == 'transfer':  # the real sentences' z and states, moved to c
+      encoder = (params['encoder'] if cg.attr_to_encoder
+                 else jax.lax.stop_gradient(state.params['encoder']))
       source, _, memory = encode(encoder, batch['tokens'], batch['mask'], config=config,
                                  memory=True)
     else:
