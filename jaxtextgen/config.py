@@ -213,6 +213,10 @@ def base_config() -> ml_collections.ConfigDict:
                                  # through the real sentence's z (and attention memory), as
                                  # texar's variant does (its g_vars hold the encoder); False:
                                  # Hu et al.'s encoder, trained by L_VAE only
+  cg.lambda_cycle = 0.0          # codes 'transfer': weight of L_cycle, -log p(x | the soft
+                                 # transfer G~(z, c') encoded, and x's own code c): the
+                                 # transfer must keep what reconstructs its source
+                                 # (back-translation, Lample et al. 2019); 0: off (Hu et al.)
 
   # Style transfer by cross-alignment (algorithm 'cross_align', Shen et al. 2017). The two
   # discriminators over hidden states are config.gan.d_* (CNN sizes, dropout, optimizer).

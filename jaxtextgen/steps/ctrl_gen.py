@@ -27,12 +27,19 @@ Losses (means over sentences; z ~ N(0, I) and c ~ uniform for generated sentence
             sampled at temperature 1: minimising it LOWERS the entropy of q_D's
             prediction (minimum-entropy regularisation; Hu et al.'s eq. 7 maximises the
             negation)
+  L_cycle   (ctrl_gen.lambda_cycle > 0, codes 'transfer' only; not in Hu et al.)
+            -log p(x | z~, c_x): the soft transfer G~(z, c') of a real sentence x is encoded
+            (z~ its posterior mean, and its states for an attending decoder) and decoded,
+            teacher-forced, back to x with x's own code: the transfer keeps what
+            reconstructs its source (back-translation, as in Lample et al. 2019)
 Who is updated by what:
   encoder     L_VAE only (the attribute losses read the encoder, never train it); with
               ctrl_gen.attr_to_encoder (codes 'transfer' only, texar's variant) also
-              lambda_c L_attr,c + lambda_z L_attr,z through the real sentence's z and
-              attention memory (the encoder reading the soft sentence stays a constant)
+              lambda_c L_attr,c + lambda_z L_attr,z (+ lambda_cycle L_cycle) through the
+              real sentence's z and attention memory (the encoder reading the soft
+              sentence stays a constant)
   decoder     L_VAE + ctrl_gen.lambda_c * L_attr,c + ctrl_gen.lambda_z * L_attr,z
+              (+ ctrl_gen.lambda_cycle * L_cycle, through both of its decoder passes)
   classifier  L_s + ctrl_gen.lambda_u * L_u (its parameters are constants of the
               generator's losses)
 
@@ -76,7 +83,7 @@ from jaxtextgen.models.sampler import sample as sample_tokens
 from jaxtextgen.objectives.divergences import entropy, gaussian_log_density
 from jaxtextgen.steps import adversarial, autoencoding, classifier, transfer as transfer_lib, vae
 from jaxtextgen.steps.autoencoding import encode, global_noise
-from jaxtextgen.steps.common import TrainState, global_sum, sample_labels
+from jaxtextgen.steps.common import TrainState, global_sum, sample_labels, shift_right
 
 
 CODES = ('prior', 'transfer')
@@ -95,15 +102,20 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
   classifier (`classifier.init`'s model, config.gan.d_* optimizer)."""
   c = _num_classes(config)
   cg = config.ctrl_gen
-  if min(cg.lambda_c, cg.lambda_z, cg.lambda_u, cg.entropy_beta) < 0:
-    raise ValueError(f'config.ctrl_gen: need lambda_c, lambda_z, lambda_u, entropy_beta >= 0; '
-                     f'got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, {cg.entropy_beta}')
+  if min(cg.lambda_c, cg.lambda_z, cg.lambda_u, cg.entropy_beta, cg.lambda_cycle) < 0:
+    raise ValueError('config.ctrl_gen: need lambda_c, lambda_z, lambda_u, entropy_beta, '
+                     f'lambda_cycle >= 0; got {cg.lambda_c}, {cg.lambda_z}, {cg.lambda_u}, '
+                     f'{cg.entropy_beta}, {cg.lambda_cycle}')
   if cg.codes not in CODES:
     raise ValueError(f'config.ctrl_gen.codes={cg.codes!r}: expected one of {CODES}')
   if cg.attr_to_encoder and cg.codes != 'transfer':
     raise ValueError("config.ctrl_gen.attr_to_encoder=True trains the encoder through the real "
                      "sentences' z that the attribute losses move, which needs "
                      f"ctrl_gen.codes='transfer' (got {cg.codes!r}); with 'prior' z ~ N(0, I)")
+  if cg.lambda_cycle and cg.codes != 'transfer':
+    raise ValueError(f'config.ctrl_gen.lambda_cycle={cg.lambda_cycle} reconstructs the real '
+                     "sentences that the attribute losses move, which needs ctrl_gen.codes="
+                     f"'transfer' (got {cg.codes!r}); set lambda_cycle=0 for Hu et al.'s prior")
   if config.ae.attention and (cg.codes != 'transfer' or cg.lambda_u or config.vae.iw_samples
                               or config.eval.bleu):
     raise ValueError("config.ae.attention=True decodes from a real sentence's encoder states, "
@@ -166,12 +178,16 @@ def vae_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None
 
 
 def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Array,
-                     rng: jax.Array, beta, *, config, memory: dict | None = None):
-  """(L_attr,c, L_attr,z, accuracy of q_D on the soft sentences) of the decoder's Gumbel-
-  softmax sentences G~(z, c) at inverse temperature beta; differentiable in
-  `decoder_params` only (the classifier and the encoder are read from `state`). With
-  ctrl_gen.codes 'transfer', L_attr,z is the density at unit variance; `memory`: the
-  source sentences' encoder states, for an attending decoder (config.ae.attention)."""
+                     rng: jax.Array, beta, *, config, memory: dict | None = None,
+                     source: dict | None = None) -> dict:
+  """{'attr_c': L_attr,c, 'attr_z': L_attr,z, 'attr_acc': q_D's accuracy on the soft
+  sentences} of the decoder's Gumbel-softmax sentences G~(z, c) at inverse temperature
+  beta; differentiable in `decoder_params` only (the classifier and the encoder are read
+  from `state`). With ctrl_gen.codes 'transfer', L_attr,z is the density at unit variance;
+  `memory`: the source sentences' encoder states, for an attending decoder
+  (config.ae.attention); `source` ({'tokens', 'mask', 'code' int [batch]}: the sentences
+  that z encodes) adds 'cycle': L_cycle = -log p(source | the soft sentence's posterior
+  mean and states, the source's code), per sentence, teacher-forced without dropout."""
   v, g = config.vocab, config.gan
   soft = relaxed_sample(autoencoding.make_decoder(config), {'params': decoder_params}, rng,
                         batch=z.shape[0], length=config.data.max_len, bos_id=v.bos_id,
@@ -181,13 +197,21 @@ def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Arr
   frozen = jax.lax.stop_gradient(state.params)
   logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config)
   attr_c = optax.softmax_cross_entropy_with_integer_labels(logits, c).mean()
-  mean, logvar = encode(frozen['encoder'], soft.probs, soft.mask, config=config)
+  mean, logvar, soft_memory = encode(frozen['encoder'], soft.probs, soft.mask, config=config,
+                                     memory=True)
   if config.ctrl_gen.codes == 'transfer':
     # An (almost) deterministic autoencoder's variances go to 0, and the density with
     # them: recover z at unit variance, i.e. a squared distance.
     logvar = jnp.zeros_like(logvar)
-  attr_z = -gaussian_log_density(z, mean, logvar).sum(-1).mean()
-  return attr_c, attr_z, (jnp.argmax(logits, -1) == c).mean()
+  out = {'attr_c': attr_c, 'attr_z': -gaussian_log_density(z, mean, logvar).sum(-1).mean(),
+         'attr_acc': (jnp.argmax(logits, -1) == c).mean()}
+  if source is not None:
+    tokens = source['tokens']
+    back = vae.latent_condition(mean, {'code': one_hot(source['code'], config)}, soft_memory)
+    out['cycle'] = autoencoding.sentence_nll(
+        decoder_params, back, shift_right(tokens, v.bos_id), tokens, source['mask'],
+        config=config).mean()
+  return out
 
 
 def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None):
@@ -196,28 +220,32 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
   'beta')."""
   k_vae, k_prior, k_soft = jax.random.split(rng, 3)
   cg = config.ctrl_gen
-  code = one_hot(real_codes(state, batch, config=config), config)
+  own = real_codes(state, batch, config=config)
+  code = one_hot(own, config)
   grads, metrics = vae.elbo_grads(state, {**batch, 'code': code}, k_vae, config=config,
                                   axis_name=axis_name)
   beta = adversarial.gumbel_beta(state.step, config)
   trained = ('decoder', 'encoder') if cg.attr_to_encoder else ('decoder',)
   if cg.codes == 'transfer':
-    c = other_codes(k_prior, jnp.argmax(code, -1), config=config, axis_name=axis_name)
+    c = other_codes(k_prior, own, config=config, axis_name=axis_name)
   else:
     z, c = prior_codes(k_prior, batch['tokens'].shape[0], config=config, axis_name=axis_name)
 
   def loss_fn(params):
+    source = None
     if cg.codes == 'transfer':  # the real sentences' z and states, moved to c
       encoder = (params['encoder'] if cg.attr_to_encoder
                  else jax.lax.stop_gradient(state.params['encoder']))
-      source, _, memory = encode(encoder, batch['tokens'], batch['mask'], config=config,
-                                 memory=True)
+      z_in, _, memory = encode(encoder, batch['tokens'], batch['mask'], config=config,
+                               memory=True)
+      if cg.lambda_cycle:
+        source = {'tokens': batch['tokens'], 'mask': batch['mask'], 'code': own}
     else:
-      source, memory = z, None
-    attr_c, attr_z, acc = attribute_losses(params['decoder'], state, source, c, k_soft, beta,
-                                           config=config, memory=memory)
-    return cg.lambda_c * attr_c + cg.lambda_z * attr_z, {'attr_c': attr_c, 'attr_z': attr_z,
-                                                         'attr_acc': acc}
+      z_in, memory = z, None
+    aux = attribute_losses(params['decoder'], state, z_in, c, k_soft, beta, config=config,
+                           memory=memory, source=source)
+    loss = cg.lambda_c * aux['attr_c'] + cg.lambda_z * aux['attr_z']
+    return loss + cg.lambda_cycle * aux.get('cycle', 0.0), aux
 
   attr_grads, aux = jax.grad(loss_fn, has_aux=True)({k: state.params[k] for k in trained})
   attr_grads, aux = adversarial.pmean((attr_grads, aux), axis_name)

@@ -64,9 +64,8 @@ def test_attribute_losses_reach_the_decoder_only():
 
   def losses(params, which):
     s = state.replace(params=params)
-    attr_c, attr_z, _ = ctrl_gen.attribute_losses(params['decoder'], s, z, codes,
-                                                  jax.random.key(2), 2.0, config=c)
-    return attr_c if which == 'c' else attr_z
+    return ctrl_gen.attribute_losses(params['decoder'], s, z, codes, jax.random.key(2), 2.0,
+                                     config=c)[f'attr_{which}']
 
   for which in ('c', 'z'):
     grads = jax.jit(jax.grad(functools.partial(losses, which=which)))(state.params)
@@ -117,10 +116,12 @@ def test_transfer_codes_train_on_real_sentences_moved_to_another_class():
   z, _ = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=c)
   moved = ctrl_gen.other_codes(k_prior, own, config=c)
   np.testing.assert_array_equal(moved, 1 - own)  # two classes: the other one
-  attr_c, attr_z, _ = ctrl_gen.attribute_losses(
+  want = ctrl_gen.attribute_losses(
       state.params['decoder'], state, z, moved, k_soft, adversarial.gumbel_beta(state.step, c),
       config=c)
-  np.testing.assert_allclose([gm['attr_c'], gm['attr_z']], [attr_c, attr_z], rtol=1e-4)
+  np.testing.assert_allclose([gm['attr_c'], gm['attr_z']], [want['attr_c'], want['attr_z']],
+                             rtol=1e-4)
+  assert 'cycle' not in gm  # lambda_cycle = 0: not computed
   _, vm = jax.jit(functools.partial(ctrl_gen.vae_step, config=c))(state, batch, rng)
   _, want = vae.elbo_grads(state, {**batch, 'code': ctrl_gen.one_hot(own, c)},
                            jax.random.split(rng)[1], config=c)
@@ -163,7 +164,8 @@ def test_attending_decoder_reads_the_source_and_the_encoder_still_gets_l_vae_onl
                         memory=True)
   codes = 1 - ctrl_gen.real_codes(state, batch, config=c)
   attr = lambda m: ctrl_gen.attribute_losses(state.params['decoder'], state, z, codes,
-                                             jax.random.key(2), 2.0, config=c, memory=m)[0]
+                                             jax.random.key(2), 2.0, config=c,
+                                             memory=m)['attr_c']
   assert abs(attr(memory) - attr({**memory, 'memory': memory['memory'] + 1.0})) > 1e-6
   # No prior sentences anywhere: the classifier step draws none, sampling refuses.
   _, dm = jax.jit(functools.partial(ctrl_gen.classifier_step, config=c))(state, batch, rng)
@@ -331,3 +333,51 @@ def test_smoke_config_on_the_transformer_decoder(tmp_path, name):
                                     'model.mlp_dim': 32, 'eval_every': 0})
   final = trainer.train_and_evaluate(c, str(tmp_path / 'run'))
   assert final and all(np.isfinite(v) for v in final.values()), final
+
+
+def test_cycle_loss_reconstructs_the_source_from_its_transfer():
+  """ctrl_gen.lambda_cycle: L_cycle is -log p(x | the transfer y encoded, x's own code),
+  with the decoder attending over y's states. With straight-through one-hots y is a token
+  sentence, so L_cycle equals sentence_nll of x given encode(y); it trains the decoder
+  only, and Hu et al.'s prior codes refuse it."""
+  from jaxtextgen.models.sampler import relaxed_sample
+  from jaxtextgen.steps import autoencoding, vae
+  from jaxtextgen.steps.autoencoding import encode
+  from jaxtextgen.steps.common import shift_right
+  c, batch = _attending_config(lambda_cycle=1.0), _batch(1)
+  c.gan.gumbel_hard = True
+  state = jax.jit(lambda k: ctrl_gen.init(k, c, _batch()))(jax.random.key(0))
+  own = ctrl_gen.real_codes(state, batch, config=c)
+  z, _, memory = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=c,
+                        memory=True)
+  source = {'tokens': batch['tokens'], 'mask': batch['mask'], 'code': own}
+  k = jax.random.key(2)
+  cycle = lambda code: ctrl_gen.attribute_losses(
+      state.params['decoder'], state, z, 1 - own, k, 2.0, config=c, memory=memory,
+      source={**source, 'code': code})['cycle']
+  soft = relaxed_sample(autoencoding.make_decoder(c), {'params': state.params['decoder']}, k,
+                        batch=B, length=T, bos_id=BOS, eos_id=EOS, pad_id=0, gumbel=True,
+                        inverse_temperature=2.0, hard=True,
+                        cond=vae.latent_condition(z, {'code': ctrl_gen.one_hot(1 - own, c)},
+                                                  memory))
+  y = jnp.argmax(soft.probs, -1)
+  mean, _, y_memory = encode(state.params['encoder'], y, soft.mask, config=c, memory=True)
+  want = autoencoding.sentence_nll(
+      state.params['decoder'], vae.latent_condition(mean, {'code': ctrl_gen.one_hot(own, c)},
+                                                    y_memory),
+      shift_right(batch['tokens'], BOS), batch['tokens'], batch['mask'], config=c).mean()
+  np.testing.assert_allclose(cycle(own), want, rtol=1e-5)
+  assert abs(cycle(1 - own) - want) > 1e-4  # the source's own code, not the target's
+
+  def step(**fields):
+    cfg = _attending_config(**fields)
+    cfg.gan.gumbel_hard = True
+    return jax.device_get(jax.jit(functools.partial(
+        ctrl_gen.generator_step, config=cfg))(state, batch, jax.random.key(3)))
+
+  (new, gm), (plain, pm) = step(lambda_cycle=1.0), step()
+  assert np.isfinite(gm['cycle']) and gm['cycle'] > 0 and 'cycle' not in pm
+  jax.tree.map(np.testing.assert_array_equal, new.params['encoder'], plain.params['encoder'])
+  assert not _same(new.params['decoder'], plain.params['decoder'])
+  with pytest.raises(ValueError, match=r"lambda_cycle=0.5 .* needs ctrl_gen.codes='transfer'"):
+    ctrl_gen.init(jax.random.key(0), _config(lambda_cycle=0.5), _batch())
