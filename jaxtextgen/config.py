@@ -217,6 +217,10 @@ def base_config() -> ml_collections.ConfigDict:
                                  # transfer G~(z, c') encoded, and x's own code c): the
                                  # transfer must keep what reconstructs its source
                                  # (back-translation, Lample et al. 2019); 0: off (Hu et al.)
+  cg.attr_dropout = False        # L_attr,c reads q_D with its training dropout
+                                 # (config.classifier.dropout), as texar's classifier in TRAIN
+                                 # mode does: the decoder must move q_D under any dropout
+                                 # mask; False: q_D deterministic
 
   # Style transfer by cross-alignment (algorithm 'cross_align', Shen et al. 2017). The two
   # discriminators over hidden states are config.gan.d_* (CNN sizes, dropout, optimizer).

@@ -18,7 +18,8 @@ Losses (means over sentences; z ~ N(0, I) and c ~ uniform for generated sentence
   L_attr,c  -log q_D(c | G~_tau(z, c)): the classifier must recover c from the decoder's
             soft sentence, Gumbel-softmax at inverse temperature beta = 1 / tau
             (`adversarial.gumbel_beta`: config.gan.gumbel_* anneal beta from 1 up to
-            gumbel_beta_max, i.e. tau towards 0)
+            gumbel_beta_max, i.e. tau towards 0); q_D with its training dropout when
+            ctrl_gen.attr_dropout (texar's classifier runs in TRAIN mode there)
   L_attr,z  -log q_E(z | G~_tau(z, c)): the Gaussian density of z under the encoder's
             posterior of the soft sentence (summed over z's dimensions), so z and c stay
             independent
@@ -179,7 +180,7 @@ def vae_step(state: TrainState, batch, rng: jax.Array, *, config, axis_name=None
 
 def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Array,
                      rng: jax.Array, beta, *, config, memory: dict | None = None,
-                     source: dict | None = None) -> dict:
+                     source: dict | None = None, classifier_rng=None) -> dict:
   """{'attr_c': L_attr,c, 'attr_z': L_attr,z, 'attr_acc': q_D's accuracy on the soft
   sentences} of the decoder's Gumbel-softmax sentences G~(z, c) at inverse temperature
   beta; differentiable in `decoder_params` only (the classifier and the encoder are read
@@ -187,7 +188,8 @@ def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Arr
   `memory`: the source sentences' encoder states, for an attending decoder
   (config.ae.attention); `source` ({'tokens', 'mask', 'code' int [batch]}: the sentences
   that z encodes) adds 'cycle': L_cycle = -log p(source | the soft sentence's posterior
-  mean and states, the source's code), per sentence, teacher-forced without dropout."""
+  mean and states, the source's code), per sentence, teacher-forced without dropout;
+  `classifier_rng`: q_D's dropout key (ctrl_gen.attr_dropout), None: q_D deterministic."""
   v, g = config.vocab, config.gan
   soft = relaxed_sample(autoencoding.make_decoder(config), {'params': decoder_params}, rng,
                         batch=z.shape[0], length=config.data.max_len, bos_id=v.bos_id,
@@ -195,7 +197,8 @@ def attribute_losses(decoder_params, state: TrainState, z: jax.Array, c: jax.Arr
                         inverse_temperature=beta, hard=g.gumbel_hard,
                         cond=vae.latent_condition(z, {'code': one_hot(c, config)}, memory))
   frozen = jax.lax.stop_gradient(state.params)
-  logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config)
+  logits = classify(frozen['classifier'], soft.probs, soft.mask, config=config,
+                    rng=classifier_rng)
   attr_c = optax.softmax_cross_entropy_with_integer_labels(logits, c).mean()
   mean, logvar, soft_memory = encode(frozen['encoder'], soft.probs, soft.mask, config=config,
                                      memory=True)
@@ -226,6 +229,8 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
                                   axis_name=axis_name)
   beta = adversarial.gumbel_beta(state.step, config)
   trained = ('decoder', 'encoder') if cg.attr_to_encoder else ('decoder',)
+  k_cls = (autoencoding.dropout_key(jax.random.fold_in(k_soft, 1), axis_name)
+           if cg.attr_dropout else None)
   if cg.codes == 'transfer':
     c = other_codes(k_prior, own, config=config, axis_name=axis_name)
   else:
@@ -243,7 +248,7 @@ def generator_step(state: TrainState, batch, rng: jax.Array, *, config, axis_nam
     else:
       z_in, memory = z, None
     aux = attribute_losses(params['decoder'], state, z_in, c, k_soft, beta, config=config,
-                           memory=memory, source=source)
+                           memory=memory, source=source, classifier_rng=k_cls)
     loss = cg.lambda_c * aux['attr_c'] + cg.lambda_z * aux['attr_z']
     return loss + cg.lambda_cycle * aux.get('cycle', 0.0), aux
 

@@ -381,3 +381,25 @@ def test_cycle_loss_reconstructs_the_source_from_its_transfer():
   assert not _same(new.params['decoder'], plain.params['decoder'])
   with pytest.raises(ValueError, match=r"lambda_cycle=0.5 .* needs ctrl_gen.codes='transfer'"):
     ctrl_gen.init(jax.random.key(0), _config(lambda_cycle=0.5), _batch())
+
+
+def test_attr_dropout_reads_the_classifier_with_its_training_dropout():
+  """ctrl_gen.attr_dropout (texar's classifier in TRAIN mode): L_attr,c reads q_D with
+  dropout, so with classifier.dropout 0.5 the loss and the decoder's update change, while
+  the encoder and the classifier do not; at dropout 0 nothing changes."""
+  batch, rng = _batch(1), jax.random.key(3)
+
+  def step(dropout, **fields):
+    cfg = _config(codes='transfer', **fields)
+    cfg.classifier.dropout = dropout
+    return jax.device_get(jax.jit(functools.partial(
+        ctrl_gen.generator_step, config=cfg))(_state(), batch, rng))
+
+  (plain, pm), (noisy, nm) = step(0.5), step(0.5, attr_dropout=True)
+  assert abs(pm['attr_c'] - nm['attr_c']) > 1e-4
+  assert not _same(noisy.params['decoder'], plain.params['decoder'])
+  for player in ('encoder', 'classifier'):
+    jax.tree.map(np.testing.assert_array_equal, noisy.params[player], plain.params[player])
+  (off, om), (on, onm) = step(0.0), step(0.0, attr_dropout=True)
+  np.testing.assert_array_equal(om['attr_c'], onm['attr_c'])
+  jax.tree.map(np.testing.assert_array_equal, on.params['decoder'], off.params['decoder'])
