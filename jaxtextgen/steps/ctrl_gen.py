@@ -393,10 +393,16 @@ def transfer(state: TrainState, tokens: jax.Array, mask: jax.Array, to_labels: j
                              config=config)
 
 
+def classify_tokens(state: TrainState, tokens: jax.Array, *, config) -> jax.Array:
+  """q_D's logits [n, C] of sentences int32 [n, T] (PAD after each)."""
+  return classify(state.params['classifier'], tokens, None, config=config)
+
+
 def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict:
   """judge_acc of eval.judge_samples prior sentences per class (with config.eval.judge;
   none with config.ae.attention, which has no prior), and the transfer metrics of the
-  eval split (`steps.transfer.evaluate_transfer`)."""
+  eval split (`steps.transfer.evaluate_transfer`), with classifier_transfer_acc: q_D's
+  accuracy on the transfers."""
   out = {}
   n = config.eval.judge_samples
   if config.eval.judge and n > 0 and not config.ae.attention:
@@ -405,5 +411,6 @@ def evaluate_samples(state: TrainState, rng: jax.Array, *, config, data) -> dict
     texts = [data.vocab.decode(row) for row in np.asarray(tokens)]
     out.update(classifier.judge_accuracy(classifier.cached_judge(config.eval.judge), texts,
                                          labels))
-  out.update(transfer_lib.evaluate_transfer(transfer, state, config=config, data=data))
+  out.update(transfer_lib.evaluate_transfer(transfer, state, config=config, data=data,
+                                            own_classifier=classify_tokens))
   return out

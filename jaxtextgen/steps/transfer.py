@@ -21,6 +21,9 @@ Eval of transfers (`evaluate_transfer`: every eval sentence is transferred to th
                           source (0-100)
   transfer_ppl            exp(total NLL / tokens) of the outputs under the LM of
                           config.eval.fluency_lm (tokens count one EOS per sentence)
+  classifier_transfer_acc (a model with its own classifier, e.g. ctrl_gen's q_D) the
+                          fraction of outputs that the model's classifier assigns to the
+                          target class: what texar reports ("accu_g_gdy"), not a judge
 """
 
 from __future__ import annotations
@@ -163,10 +166,12 @@ def transfer_metrics(sources: list[str], outputs: list[str], to_labels, *, confi
   return out
 
 
-def evaluate_transfer(transfer_fn, state, *, config, data) -> dict:
+def evaluate_transfer(transfer_fn, state, *, config, data, own_classifier=None) -> dict:
   """Every eval sentence moved to the class (c + 1) mod C: `transfer_metrics`. With
   eval.max_batches, n = max_batches * eval_batch_size sentences evenly spaced over the split
-  (corpora list their classes one after the other, so the first n could be one class)."""
+  (corpora list their classes one after the other, so the first n could be one class).
+  `own_classifier(state, tokens int32 [n, T], *, config) -> logits [n, C]`, the model's
+  own classifier (pure, jittable), adds classifier_transfer_acc."""
   split = data.eval
   if split is None or not len(split):
     return {}
@@ -180,4 +185,11 @@ def evaluate_transfer(transfer_fn, state, *, config, data) -> dict:
                      config=config)
   decode_ = data.vocab.decode
   sources = [decode_(t) for t in split.tokens[idx]]
-  return transfer_metrics(sources, [decode_(t) for t in out], to, config=config)
+  metrics = transfer_metrics(sources, [decode_(t) for t in out], to, config=config)
+  if own_classifier is not None:
+    key = (own_classifier, config.to_json_best_effort(sort_keys=True))
+    if key not in _JITTED:
+      _JITTED[key] = jax.jit(functools.partial(own_classifier, config=config))
+    logits = in_chunks(functools.partial(_JITTED[key], state), (out,), config.eval_batch_size)
+    metrics['classifier_transfer_acc'] = float(np.mean(np.argmax(logits, -1) == to))
+  return metrics

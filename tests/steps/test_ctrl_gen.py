@@ -280,6 +280,7 @@ def test_transfer_flips_the_style_of_the_toy_corpus(tmp_path):
   final = trainer.train_and_evaluate(c, workdir)
   assert final['classifier_acc'] == 1.0
   assert final['bleu_to_source'] >= 0 and 'transfer_acc' not in final  # no judge given
+  assert 0 <= final['classifier_transfer_acc'] <= 1  # q_D's own score of the transfers
   src = tmp_path / 'mine.txt'
   src.write_text('food staff bad\nroom view bad\nprice bad\n')
   lines = trainer.transfer_checkpoint(c, workdir, str(src), 1)

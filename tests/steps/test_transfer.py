@@ -1,6 +1,10 @@
 """`steps.transfer`: the transfer metrics against their definitions, the fluency LM against
 the LM's own eval, semi-supervised labels."""
 
+import types
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import sacrebleu
@@ -26,6 +30,37 @@ def test_bleu_to_source_is_sacrebleus(tmp_path):
   assert got['sentence_bleu_to_source'] == pytest.approx(np.mean(
       [sacrebleu.sentence_bleu(o, [s]).score for o, s in zip(outputs, sources)]))
   assert 0 < got['bleu_to_source'] < 100
+
+
+def test_own_classifier_scores_the_outputs_against_their_targets(tmp_path):
+  """classifier_transfer_acc: the model's own classifier on the transferred tokens (in
+  chunks of eval_batch_size, the last one padded), against the target classes."""
+  c = toy_config(tmp_path, 'ctrl_gen_yelp', **{'eval_batch_size': 4, 'eval.max_batches': 0})
+  c.eval.judge = c.eval.fluency_lm = ''
+  tokens = np.random.RandomState(0).randint(5, 9, (10, c.data.max_len)).astype(np.int32)
+  labels = np.arange(10, dtype=np.int32) % 2
+  data = types.SimpleNamespace(eval=_Split(tokens, labels),
+                               vocab=types.SimpleNamespace(decode=lambda t: ' '.join(map(str, t))))
+  moved = lambda state, t, m, to, fr, *, config: t + state  # the "transfer": ids + 1
+  parity = lambda state, t, *, config: jax.nn.one_hot(t[:, 0] % 2, 2)  # "classifier"
+  got = transfer.evaluate_transfer(moved, jnp.int32(1), config=c, data=data,
+                                   own_classifier=parity)
+  to = transfer.target_labels(labels, 2)
+  assert got['classifier_transfer_acc'] == pytest.approx(np.mean((tokens[:, 0] + 1) % 2 == to))
+  assert 0 < got['classifier_transfer_acc'] < 1
+  assert 'classifier_transfer_acc' not in transfer.evaluate_transfer(moved, jnp.int32(1),
+                                                                     config=c, data=data)
+
+
+class _Split:
+  """An eval split: token rows, their mask and labels, as `pipeline` builds it."""
+
+  def __init__(self, tokens, labels):
+    self.tokens, self.labels = tokens, labels
+    self.mask = np.ones_like(tokens, np.float32)
+
+  def __len__(self):
+    return len(self.tokens)
 
 
 def test_fluency_ppl_is_the_lm_runs_own_eval_ppl(tmp_path):
