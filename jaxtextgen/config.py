@@ -98,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
   t.decode = 'greedy'            # 'greedy' (argmax), 'beam', or 'sample' (config.sample's knobs)
   t.beam_size = 4                # 'beam': hypotheses kept at every step
   t.length_penalty = 0.0         # 'beam': the final pick divides log p by length ** this
+  t.rerank_classifier = 0.0      # 'beam', ctrl_gen: pick among the beam's hypotheses the one
+                                 # maximising score + this * log q_D(target | y), the model's
+                                 # own classifier (0: the most likely hypothesis)
 
   c.sample = s = ml_collections.ConfigDict()
   s.num = 10                     # sentences printed by --mode=sample

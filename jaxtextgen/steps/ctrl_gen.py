@@ -125,7 +125,7 @@ def init(rng: jax.Array, config, sample_batch) -> TrainState:
                      f'vae.iw_samples={config.vae.iw_samples}, eval.bleu={config.eval.bleu}; '
                      'set the last three to 0 / False (configs/ctrl_gen_yelp.py:texar).')
   adversarial.check_config(config)
-  transfer_lib.check_config(config)
+  transfer_lib.check_config(config, reranks=True)
   k_vae, k_cls = jax.random.split(rng)
   state = vae.init(k_vae, config, sample_batch, code_dim=c, attention_ok=True)
   cls = classifier.init(k_cls, config, sample_batch).params['classifier']
@@ -369,7 +369,7 @@ def generate(state: TrainState, rng: jax.Array, labels: jax.Array, *, config,
   if knobs == 'sample':
     return autoencoding.sample_latent(state, k_tok, labels.shape[0], config=config, z=cond)
   return transfer_lib.decode(autoencoding.make_decoder(config), state.params['decoder'], cond,
-                             k_tok, config=config)
+                             k_tok, config=config, rerank=target_log_prob(state, labels, config))
 
 
 def sample(state: TrainState, rng: jax.Array, num: int, *, config, label: int | None = None,
@@ -390,7 +390,18 @@ def transfer(state: TrainState, tokens: jax.Array, mask: jax.Array, to_labels: j
   mean, _, memory = encode(state.params['encoder'], tokens, mask, config=config, memory=True)
   cond = vae.latent_condition(mean, {'code': one_hot(to_labels, config)}, memory)
   return transfer_lib.decode(autoencoding.make_decoder(config), state.params['decoder'], cond,
-                             config=config)
+                             config=config, rerank=target_log_prob(state, to_labels, config))
+
+
+def target_log_prob(state: TrainState, labels: jax.Array, config):
+  """hypotheses int32 [n, beam, T] -> log q_D(labels | each) [n, beam]: the reranker of
+  config.transfer.rerank_classifier."""
+  def rerank(hyps):
+    n, k, length = hyps.shape
+    logits = classify_tokens(state, hyps.reshape(n * k, length), config=config)
+    logq = jax.nn.log_softmax(logits).reshape(n, k, -1)
+    return jnp.take_along_axis(logq, labels[:, None, None], axis=-1)[..., 0]
+  return rerank
 
 
 def classify_tokens(state: TrainState, tokens: jax.Array, *, config) -> jax.Array:

@@ -43,9 +43,16 @@ from jaxtextgen.steps.common import in_chunks, load_run
 DECODES = ('greedy', 'beam', 'sample')
 
 
-def check_config(config) -> None:
-  """Errors a user can cause in config.transfer, raised at init."""
+def check_config(config, *, reranks: bool = False) -> None:
+  """Errors a user can cause in config.transfer, raised at init; `reranks`: the model
+  has a classifier of its own to rerank the beam with (transfer.rerank_classifier)."""
   t = config.transfer
+  w = t.rerank_classifier
+  if w < 0 or (w and (t.decode != 'beam' or not reranks)):
+    raise ValueError(f"config.transfer.rerank_classifier={w} reranks the beam's hypotheses "
+                     "by the model's own classifier: it needs a weight >= 0, "
+                     f"transfer.decode='beam' (got {t.decode!r}) and a model with a "
+                     f'classifier (ctrl_gen; got {config.algorithm!r})')
   if t.decode not in DECODES:
     raise ValueError(f'config.transfer.decode={t.decode!r}: use one of {DECODES} '
                      "('sample' draws with config.sample's temperature / top_k / top_p)")
@@ -54,16 +61,25 @@ def check_config(config) -> None:
 
 
 def decode(decoder, decoder_params, cond: jax.Array, rng: jax.Array | None = None, *,
-           config) -> jax.Array:
+           config, rerank=None) -> jax.Array:
   """Sentences int32 [n, max_len] of `decoder` from conditions [n, C], as
   config.transfer.decode says: argmax decoding, beam search (`sampler.beam_search` with
-  transfer.beam_size and length_penalty), or config.sample's sampling (key `rng`)."""
+  transfer.beam_size and length_penalty), or config.sample's sampling (key `rng`).
+  `rerank(hypotheses int32 [n, beam, max_len]) -> [n, beam]`: with
+  transfer.rerank_classifier = w > 0, beam search returns each row's hypothesis of the
+  highest (length-normalised) score + w * rerank."""
   v, s, t = config.vocab, config.sample, config.transfer
   if t.decode == 'beam':
-    return beam_search(decoder, {'params': decoder_params}, batch=rows(cond),
-                       beam=t.beam_size, length=config.data.max_len, bos_id=v.bos_id,
-                       eos_id=v.eos_id, pad_id=v.pad_id, cond=cond,
-                       length_penalty=t.length_penalty)[0]
+    w = t.rerank_classifier
+    out = beam_search(decoder, {'params': decoder_params}, batch=rows(cond),
+                      beam=t.beam_size, length=config.data.max_len, bos_id=v.bos_id,
+                      eos_id=v.eos_id, pad_id=v.pad_id, cond=cond,
+                      length_penalty=t.length_penalty, n_best=bool(w))
+    if not w:
+      return out[0]
+    hyps, scores = out
+    pick = jnp.argmax(scores + w * rerank(hyps), axis=-1)
+    return jnp.take_along_axis(hyps, pick[:, None, None], axis=1)[:, 0]
   knobs = dict(greedy=True)
   if config.transfer.decode == 'sample':
     knobs = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, greedy=s.greedy)

@@ -14,6 +14,7 @@ import pytest
 from fake_batches import padded_batch, terminated_at, without_rates
 from jaxtextgen.config import base_config
 from jaxtextgen.steps import ctrl_gen
+from jaxtextgen.steps import transfer as transfer_lib
 from jaxtextgen.train import trainer
 from jaxtextgen.train.writer import read_metrics
 
@@ -404,3 +405,43 @@ def test_attr_dropout_reads_the_classifier_with_its_training_dropout():
   (off, om), (on, onm) = step(0.0), step(0.0, attr_dropout=True)
   np.testing.assert_array_equal(om['attr_c'], onm['attr_c'])
   jax.tree.map(np.testing.assert_array_equal, on.params['decoder'], off.params['decoder'])
+
+
+def test_rerank_classifier_picks_the_beam_hypothesis_q_d_prefers():
+  """transfer.rerank_classifier: beam search's n-best, each scored by its length-normalised
+  log-probability + w * log q_D(target | y). A huge w picks q_D's favourite, w = 0 the
+  most likely; greedy decoding or a model without a classifier refuse a weight."""
+  from jaxtextgen.models.sampler import beam_search
+  from jaxtextgen.steps import autoencoding, vae
+  from jaxtextgen.steps.autoencoding import encode
+  batch, to = _batch(1), jnp.array([1, 0, 1, 0])
+  # init key 1: a model whose beams hold hypotheses that q_D ranks otherwise
+  state = jax.jit(lambda k: ctrl_gen.init(k, _config(), _batch()))(jax.random.key(1))
+
+  def moved(w):
+    c = _config(codes='transfer')
+    c.transfer.decode, c.transfer.beam_size, c.transfer.rerank_classifier = 'beam', 3, w
+    return np.asarray(ctrl_gen.transfer(state, batch['tokens'], batch['mask'], to, 1 - to,
+                                        config=c)), c
+
+  plain, c = moved(0.0)
+  mean, _ = encode(state.params['encoder'], batch['tokens'], batch['mask'], config=c)
+  hyps, scores = beam_search(
+      autoencoding.make_decoder(c), {'params': state.params['decoder']}, batch=B, beam=3,
+      length=T, bos_id=BOS, eos_id=EOS, pad_id=0, n_best=True,
+      cond=vae.latent_condition(mean, {'code': ctrl_gen.one_hot(to, c)}))
+  logq = jax.nn.log_softmax(ctrl_gen.classify_tokens(state, hyps.reshape(B * 3, T), config=c))
+  logq = np.asarray(logq).reshape(B, 3, C)[np.arange(B), :, np.asarray(to)]
+  hyps, scores = np.asarray(hyps), np.asarray(scores)
+  np.testing.assert_array_equal(plain, hyps[np.arange(B), scores.argmax(-1)])
+  np.testing.assert_array_equal(moved(1e6)[0], hyps[np.arange(B), logq.argmax(-1)])
+  assert not np.array_equal(moved(1e6)[0], plain)  # on this batch, q_D prefers others
+  mid = scores + 0.7 * logq
+  np.testing.assert_array_equal(moved(0.7)[0], hyps[np.arange(B), mid.argmax(-1)])
+  bad = _config(codes='transfer')
+  bad.transfer.rerank_classifier = 1.0  # greedy
+  with pytest.raises(ValueError, match=r"rerank_classifier=1.0 .*decode='beam' \(got 'greedy'\)"):
+    ctrl_gen.init(jax.random.key(0), bad, _batch())
+  bad.transfer.decode, bad.algorithm = 'beam', 'cross_align'  # no classifier of its own
+  with pytest.raises(ValueError, match=r"a model with a classifier \(ctrl_gen; got 'cross_"):
+    transfer_lib.check_config(bad)
