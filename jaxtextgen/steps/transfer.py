@@ -104,14 +104,20 @@ def check_label(label: int, config, what: str = '--to_label') -> None:
 _JITTED: dict = {}
 
 
+def _jitted(fn, config):
+  """jax.jit(fn with config bound), one compilation per function and config, not one
+  per eval."""
+  key = (fn, config.to_json_best_effort(sort_keys=True))
+  if key not in _JITTED:
+    _JITTED[key] = jax.jit(functools.partial(fn, config=config))
+  return _JITTED[key]
+
+
 def run_transfer(transfer_fn, state, tokens: np.ndarray, mask: np.ndarray,
                  to_labels: np.ndarray, from_labels: np.ndarray, *, config) -> np.ndarray:
   """An algorithm's `transfer` over rows in chunks of config.eval_batch_size (one compiled
   shape): int32 [n, max_len]."""
-  key = (transfer_fn, config.to_json_best_effort(sort_keys=True))
-  if key not in _JITTED:  # one compilation per model and config, not one per eval
-    _JITTED[key] = jax.jit(functools.partial(transfer_fn, config=config))
-  fn = functools.partial(_JITTED[key], state)
+  fn = functools.partial(_jitted(transfer_fn, config), state)
   length = config.data.max_len
   tokens = np.pad(tokens, ((0, 0), (0, max(length - tokens.shape[1], 0))))[:, :length]
   mask = np.pad(mask, ((0, 0), (0, max(length - mask.shape[1], 0))))[:, :length]
@@ -203,9 +209,7 @@ def evaluate_transfer(transfer_fn, state, *, config, data, own_classifier=None) 
   sources = [decode_(t) for t in split.tokens[idx]]
   metrics = transfer_metrics(sources, [decode_(t) for t in out], to, config=config)
   if own_classifier is not None:
-    key = (own_classifier, config.to_json_best_effort(sort_keys=True))
-    if key not in _JITTED:
-      _JITTED[key] = jax.jit(functools.partial(own_classifier, config=config))
-    logits = in_chunks(functools.partial(_JITTED[key], state), (out,), config.eval_batch_size)
+    logits = in_chunks(functools.partial(_jitted(own_classifier, config), state), (out,),
+                       config.eval_batch_size)
     metrics['classifier_transfer_acc'] = float(np.mean(np.argmax(logits, -1) == to))
   return metrics
